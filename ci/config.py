@@ -1,0 +1,282 @@
+"""The kit's configuration: one typed object, read once, validated once.
+
+Every setting is declared a single time below, with its ``[tool.ci-kit]`` key, its
+environment variable, its command-line flag and its help; precedence is
+pyproject < environment < command line, as in nox. Nothing else in the kit reads
+``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, cast
+
+from sqlalchemy.engine import URL
+
+from ci.dburl import parse_database_url
+from ci.errors import ConfigurationError
+
+Isolation = Literal["rollback", "truncate", "fresh"]
+ServerMode = Literal["auto", "external", "embedded"]
+
+ISOLATIONS: tuple[Isolation, ...] = ("rollback", "truncate", "fresh")
+SERVER_MODES: tuple[ServerMode, ...] = ("auto", "external", "embedded")
+DEFAULT_BASE_NAME = "test"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting, declared once: where it is read from and how it is explained."""
+
+    key: str
+    flag: str
+    env: str | None
+    help: str
+    is_flag: bool = False
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return "ci_kit_" + self.key.replace("-", "_")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "url",
+        "--db-url",
+        "CI_KIT_DATABASE_URL",
+        "PostgreSQL server to use, its database being the base test database name "
+        "(default: an embedded server the kit starts itself).",
+        metavar="URL",
+    ),
+    Setting(
+        "base-name",
+        "--db-base-name",
+        "CI_KIT_BASE_NAME",
+        "Base test database name; workers use <base>_gw0, <base>_gw1, ... "
+        "(default: the URL's database, else 'test').",
+        metavar="NAME",
+    ),
+    Setting(
+        "schema",
+        "--db-schema",
+        "CI_KIT_SCHEMA",
+        "Schema source built into the template: a path to alembic.ini, or "
+        "package.module:metadata (default: an empty database).",
+        metavar="SOURCE",
+    ),
+    Setting(
+        "isolation",
+        "--db-isolation",
+        "CI_KIT_ISOLATION",
+        "Default per-test isolation: rollback (default), truncate or fresh.",
+        choices=ISOLATIONS,
+    ),
+    Setting(
+        "server",
+        "--db-server",
+        "CI_KIT_SERVER",
+        "Where the server comes from: auto (URL if given, else embedded), external, embedded.",
+        choices=SERVER_MODES,
+    ),
+    Setting(
+        "reuse",
+        "--db-reuse",
+        "CI_KIT_REUSE",
+        "Keep the embedded server and its templates running between runs.",
+        is_flag=True,
+    ),
+    Setting(
+        "allow-any-name",
+        "--db-allow-any-name",
+        "CI_KIT_ALLOW_ANY_NAME",
+        "Accept a base database name that does not contain 'test'.",
+        is_flag=True,
+    ),
+    Setting(
+        "pg-bin-dir",
+        "--db-pg-bin-dir",
+        "CI_KIT_PG_BIN_DIR",
+        "Directory of the PostgreSQL binaries for the embedded server (default: searched).",
+        metavar="DIR",
+    ),
+    Setting(
+        "url-env",
+        "--db-url-env",
+        None,
+        "Environment variable set to each process's test database URL before tests are "
+        "collected, for applications that build their own engine (e.g. DATABASE_URL).",
+        metavar="VAR",
+    ),
+)
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+_KNOWN_KEYS = frozenset(s.key for s in SETTINGS) | {"maintenance-db", "database-settings"}
+
+
+@dataclass(frozen=True)
+class KitConfig:
+    """Everything the kit needs to know about a run, after precedence is applied."""
+
+    root: Path
+    enabled: bool
+    url: URL | None = None
+    base_name: str = DEFAULT_BASE_NAME
+    schema: str | None = None
+    isolation: Isolation = "rollback"
+    server: ServerMode = "auto"
+    reuse: bool = False
+    allow_any_name: bool = False
+    pg_bin_dir: Path | None = None
+    url_env: str | None = None
+    maintenance_db: str = "postgres"
+    database_settings: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def wants_embedded(self) -> bool:
+        """True when the kit must start its own server."""
+        if self.server == "auto":
+            return self.url is None
+        return self.server == "embedded"
+
+
+def read_pyproject_table(root: Path) -> Mapping[str, object] | None:
+    """The ``[tool.ci-kit]`` table of ``root/pyproject.toml``, or None when absent."""
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        return None
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError(f"{path} is not valid TOML: {error}") from None
+    tool = document.get("tool", {})
+    table = tool.get("ci-kit") if isinstance(tool, dict) else None
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"[tool.ci-kit] in {path} must be a table")
+    return cast(Mapping[str, object], table)
+
+
+def load_config(
+    root: Path,
+    table: Mapping[str, object] | None,
+    environ: Mapping[str, str],
+    cli: Mapping[str, object],
+) -> KitConfig:
+    """Merge pyproject, environment and command line into one validated config.
+
+    ``cli`` maps a setting's ``dest`` to the parsed option value (None when the
+    flag was not given). The kit is enabled when a ``[tool.ci-kit]`` table exists
+    or any setting is given in the environment or on the command line.
+    """
+    enabled = table is not None
+    table = table or {}
+    unknown = sorted(set(table) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown key(s) in [tool.ci-kit]: {', '.join(unknown)}; "
+            f"known keys: {', '.join(sorted(_KNOWN_KEYS))}"
+        )
+    values: dict[str, object] = {}
+    given_outside_pyproject = False
+    for setting in SETTINGS:
+        value = _resolve(setting, table, environ, cli)
+        if value is not None:
+            values[setting.key] = value
+            if setting.key not in table:
+                given_outside_pyproject = True
+
+    url = parse_database_url(str(values["url"])) if "url" in values else None
+    base_name = str(values.get("base-name") or (url.database if url else DEFAULT_BASE_NAME))
+    server = cast(ServerMode, values.get("server", "auto"))
+    if server == "external" and url is None:
+        raise ConfigurationError(
+            "server mode 'external' needs a URL: pass --db-url or set CI_KIT_DATABASE_URL"
+        )
+    pg_bin_dir = values.get("pg-bin-dir")
+    return KitConfig(
+        root=root,
+        enabled=enabled or given_outside_pyproject,
+        url=url,
+        base_name=base_name,
+        schema=cast(str | None, values.get("schema")),
+        isolation=cast(Isolation, values.get("isolation", "rollback")),
+        server=server,
+        reuse=bool(values.get("reuse", False)),
+        allow_any_name=bool(values.get("allow-any-name", False)),
+        pg_bin_dir=_resolve_path(root, str(pg_bin_dir)) if pg_bin_dir else None,
+        url_env=cast(str | None, values.get("url-env")),
+        maintenance_db=_string(table, "maintenance-db", "postgres"),
+        database_settings=_string_table(table, "database-settings"),
+    )
+
+
+def _resolve(
+    setting: Setting,
+    table: Mapping[str, object],
+    environ: Mapping[str, str],
+    cli: Mapping[str, object],
+) -> object | None:
+    parse = _parse_bool if setting.is_flag else _parse_text(setting)
+    cli_value = cli.get(setting.dest)
+    if cli_value not in (None, False):
+        return cli_value
+    if setting.env and setting.env in environ and environ[setting.env] != "":
+        return parse(environ[setting.env], f"environment variable {setting.env}")
+    if setting.key in table:
+        raw = table[setting.key]
+        if setting.is_flag and isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str):
+            return parse(raw, f"[tool.ci-kit] {setting.key}")
+        raise ConfigurationError(f"[tool.ci-kit] {setting.key} must be a string, not {raw!r}")
+    return None
+
+
+def _parse_bool(raw: str, where: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigurationError(f"{where} must be true or false, not {raw!r}")
+
+
+def _parse_text(setting: Setting) -> Callable[[str, str], str]:
+    def parse(raw: str, where: str) -> str:
+        if setting.choices and raw not in setting.choices:
+            raise ConfigurationError(
+                f"{where} must be one of {', '.join(setting.choices)}, not {raw!r}"
+            )
+        return raw
+
+    return parse
+
+
+def _resolve_path(root: Path, raw: str) -> Path:
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def _string(table: Mapping[str, object], key: str, default: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"[tool.ci-kit] {key} must be a non-empty string")
+    return value
+
+
+def _string_table(table: Mapping[str, object], key: str) -> Mapping[str, str]:
+    value = table.get(key, {})
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str | int | float | bool) for k, v in value.items()
+    ):
+        raise ConfigurationError(
+            f"[tool.ci-kit] {key} must be a table of setting = value, e.g. timezone = 'UTC'"
+        )
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}

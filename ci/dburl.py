@@ -1,0 +1,160 @@
+"""Database names and URLs for a test run: pure functions, no I/O.
+
+Everything here derives one value from another (a worker's database name from the
+base name, a URL from another URL) so it can be tested exhaustively. URLs travel as
+``sqlalchemy.URL`` objects and are rendered to strings only at the edge, because
+``str(url)`` masks the password as ``***`` and a masked URL connects as nobody.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.parse
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from ci.errors import InvalidDatabaseUrl, UnsafeDatabaseName
+
+MAX_IDENTIFIER_BYTES = 63
+"""PostgreSQL silently truncates longer identifiers; we shorten them ourselves."""
+
+DRIVERNAME = "postgresql+psycopg"
+"""The kit connects with psycopg 3 whatever driver the given URL names."""
+
+_HASH_LENGTH = 8
+_SERIAL_WORKER_IDS = frozenset({"", "master"})
+_MASK = "***"
+
+
+def parse_database_url(raw: str | URL) -> URL:
+    """Validate a PostgreSQL URL and normalise its driver to psycopg 3.
+
+    Raises :class:`InvalidDatabaseUrl` with one line naming the problem; the message
+    never contains the password.
+    """
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise InvalidDatabaseUrl(
+            "the database URL could not be parsed; expected "
+            "postgresql://user:password@host:port/dbname_test"
+        ) from None
+    if url.get_backend_name() not in ("postgresql", "postgres"):
+        raise InvalidDatabaseUrl(
+            f"{mask(url)} is not a PostgreSQL URL; the kit needs postgresql://..."
+        )
+    if not url.database:
+        raise InvalidDatabaseUrl(
+            f"{mask(url)} names no database; name the base test database in it, "
+            "e.g. postgresql://user@host/app_test"
+        )
+    return url.set(drivername=DRIVERNAME)
+
+
+def render(url: URL) -> str:
+    """The URL with its password, for the code that connects: never for display."""
+    return url.render_as_string(hide_password=False)
+
+
+def mask(url: URL) -> str:
+    """The URL as a person may see it: the password, if any, replaced by ``***``."""
+    return url.render_as_string(hide_password=True)
+
+
+def redact(text: str, url: URL) -> str:
+    """Replace the URL's password in free text, raw or percent-encoded, by ``***``.
+
+    Error messages from drivers and subprocesses are passed through this before
+    they are shown, in case they quote a connection string.
+    """
+    password = url.password
+    if not password:
+        return text
+    for form in sorted(
+        {password, urllib.parse.quote(password, safe=""), urllib.parse.quote_plus(password)},
+        key=len,
+        reverse=True,
+    ):
+        text = text.replace(form, _MASK)
+    return text
+
+
+def with_database(url: URL, database: str) -> URL:
+    """The same server, role and password, another database."""
+    return url.set(database=database)
+
+
+def short_hash(text: str, length: int = _HASH_LENGTH) -> str:
+    """A stable hexadecimal digest, for names that must be short but distinct."""
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def fit_identifier(stem: str, suffix: str = "") -> str:
+    """``stem + suffix`` within PostgreSQL's 63-byte limit.
+
+    A name that fits is returned unchanged. A longer one keeps the suffix (so a
+    worker's name still ends in ``_gw3``) and replaces the end of the stem by a hash
+    of the whole stem, so two long stems never collapse into one name.
+    """
+    name = stem + suffix
+    if _byte_length(name) <= MAX_IDENTIFIER_BYTES:
+        return name
+    marker = "_" + short_hash(stem)
+    room = MAX_IDENTIFIER_BYTES - _byte_length(suffix) - len(marker)
+    if room < 1:
+        raise UnsafeDatabaseName(f"the suffix {suffix!r} leaves no room for a database name")
+    return _truncate_bytes(stem, room) + marker + suffix
+
+
+def worker_database_name(base: str, worker_id: str | None) -> str:
+    """``<base>_gwN`` for xdist worker ``gwN``; the base name itself for a serial run."""
+    if worker_id is None or worker_id in _SERIAL_WORKER_IDS:
+        return fit_identifier(base)
+    return fit_identifier(base, f"_{worker_id}")
+
+
+def template_database_name(base: str, schema_hash: str) -> str:
+    """The template's name carries the schema hash, so a changed schema gets a new one."""
+    return fit_identifier(base, f"_tpl_{schema_hash[:12]}")
+
+
+def fresh_database_name(database: str, sequence: int) -> str:
+    """A per-test clone for a test marked ``fresh``: the worker's name plus a counter."""
+    return fit_identifier(database, f"_f{sequence}")
+
+
+def run_base_name(base: str, run_id: str) -> str:
+    """A base name private to one run, used when another live run holds ``base``."""
+    return fit_identifier(base, f"_{run_id[:6]}")
+
+
+def check_test_name(base: str, *, allow_any_name: bool) -> None:
+    """Refuse a base name that does not look like a test database.
+
+    The kit drops and recreates the databases it derives from this name; a name
+    without ``test`` in it is more likely a real database than a scratch one.
+    """
+    if not base or "\x00" in base:
+        raise UnsafeDatabaseName("the base database name is empty or contains a NUL byte")
+    if allow_any_name or "test" in base.lower():
+        return
+    raise UnsafeDatabaseName(
+        f"refusing base database name {base!r}: it does not contain 'test'; "
+        "use a name like 'app_test', or pass --db-allow-any-name if you are sure"
+    )
+
+
+def advisory_lock_key(purpose: str) -> int:
+    """A signed 64-bit key for ``pg_advisory_lock``, stable across processes and hosts."""
+    digest = hashlib.sha256(purpose.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _byte_length(text: str) -> int:
+    return len(text.encode())
+
+
+def _truncate_bytes(text: str, limit: int) -> str:
+    """At most ``limit`` bytes of ``text``, never splitting a UTF-8 character."""
+    return text.encode()[:limit].decode(errors="ignore")

@@ -1,0 +1,61 @@
+"""The failures a user can fix, one exception type each.
+
+Every message says what happened and what to do about it, on one line, with any
+password already masked: the pytest plugin prints ``str(error)`` as it is.
+"""
+
+from __future__ import annotations
+
+
+class CiKitError(Exception):
+    """Base of every error the kit reports to a person as one line."""
+
+
+class InvalidDatabaseUrl(CiKitError):
+    """The URL is not a PostgreSQL URL, or lacks a part the kit needs."""
+
+
+class UnsafeDatabaseName(CiKitError):
+    """A database name the kit refuses to create or drop."""
+
+
+class ServerUnreachable(CiKitError):
+    """Nothing answered at the configured host and port or socket."""
+
+
+class AuthenticationFailed(CiKitError):
+    """The server rejected the role or its password."""
+
+
+class PermissionDenied(CiKitError):
+    """The role lacks a privilege the kit needs (usually CREATEDB)."""
+
+
+class ForeignDatabase(CiKitError):
+    """A database the kit would use already exists and was not created by the kit."""
+
+
+class SchemaSourceError(CiKitError):
+    """The configured schema source does not import or does not describe a schema."""
+
+
+class MigrationFailed(CiKitError):
+    """Building the template (migrations or ``create_all``) raised an error."""
+
+
+class PostgresNotFound(CiKitError):
+    """No PostgreSQL server binaries were found for the embedded server."""
+
+
+class EmbeddedServerFailed(CiKitError):
+    """The embedded PostgreSQL server could not be initialised or started."""
+
+
+class ConfigurationError(CiKitError):
+    """A ``[tool.ci-kit]`` value, environment variable or option is invalid."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message: drivers tend to add hints below it."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

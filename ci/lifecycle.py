@@ -1,0 +1,302 @@
+"""A run's life: prepare once (server, locks, sweep, template), clone per worker, clean up.
+
+The controller (or a serial pytest process, or a nox session before pytest starts)
+calls :func:`prepare_run`; each worker opens :class:`WorkerDatabases` from the
+:class:`RunPlan` it was handed. Both ends are idempotent, because pytest-xdist has
+no teardown that always runs: whatever a killed worker leaves, the controller's
+:meth:`PreparedRun.close` or the next run's sweep removes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
+
+from ci import provision
+from ci.config import KitConfig
+from ci.dburl import (
+    check_test_name,
+    fresh_database_name,
+    run_base_name,
+    short_hash,
+    template_database_name,
+    with_database,
+    worker_database_name,
+)
+from ci.provision import Admin, Mark
+from ci.schema import build_schema, fingerprint, parse_schema_source
+
+if TYPE_CHECKING:
+    from ci.postgres import EmbeddedPostgres
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What every worker needs from the controller, as plain values execnet can carry.
+
+    The server URL travels as its parts, not as a rendered string, so a password
+    with ``%`` or ``@`` in it arrives exactly as it left.
+    """
+
+    server: Mapping[str, Any]
+    run_id: str
+    base_name: str
+    template: str
+    isolation: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+    url_env: str | None = None
+
+    @property
+    def server_url(self) -> URL:
+        parts = dict(self.server)
+        return URL.create(
+            drivername=parts["drivername"],
+            username=parts["username"],
+            password=parts["password"],
+            host=parts["host"],
+            port=parts["port"],
+            database=parts["database"],
+            query=parts["query"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self) | {"server": dict(self.server), "settings": dict(self.settings)}
+
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any]) -> RunPlan:
+        return cls(**wire)
+
+    @classmethod
+    def for_server(cls, url: URL, **fields: Any) -> RunPlan:
+        server = {
+            "drivername": url.drivername,
+            "username": url.username,
+            "password": url.password,
+            "host": url.host,
+            "port": url.port,
+            "database": url.database,
+            "query": dict(url.query),
+        }
+        return cls(server=server, **fields)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The facts a person wants at the top of a run."""
+
+    server: str
+    version: str
+    base_name: str
+    template: str
+    schema: str
+    template_built: bool
+    template_seconds: float
+    swept: tuple[str, ...]
+
+    def lines(self) -> list[str]:
+        action = "built" if self.template_built else "reused"
+        lines = [
+            f"PostgreSQL {self.version} ({self.server})",
+            f"template {self.template} {action} in {self.template_seconds:.2f} s "
+            f"from {self.schema}; test databases {self.base_name}[_gwN]",
+        ]
+        if self.swept:
+            lines.append(f"dropped {len(self.swept)} leftover database(s): {', '.join(self.swept)}")
+        return lines
+
+
+class PreparedRun:
+    """The controller's side of a run: it owns the server, the locks and the cleanup."""
+
+    def __init__(
+        self, plan: RunPlan, report: RunReport, admin: Admin, embedded: EmbeddedPostgres | None
+    ) -> None:
+        self.plan = plan
+        self.report = report
+        self._admin = admin
+        self._embedded = embedded
+
+    def close(self) -> list[str]:
+        """Drop this run's databases, release its locks, stop an ephemeral server."""
+        try:
+            return provision.drop_run_databases(self._admin, self.plan.run_id)
+        finally:
+            self._admin.close()
+            if self._embedded is not None:
+                self._embedded.stop()
+
+
+def prepare_run(config: KitConfig, *, log: Log, echo: Log | None = None) -> PreparedRun:
+    """Find or start the server, claim names, sweep leftovers, build or reuse the template.
+
+    ``log`` receives progress a person wants to see; ``echo`` every command the
+    kit runs (the embedded server's ``initdb`` and ``pg_ctl``), for verbose output.
+    """
+    check_test_name(config.base_name, allow_any_name=config.allow_any_name)
+    source = parse_schema_source(config.schema, config.root)
+    embedded, server_url, server_text = _start_server(config, log=log, echo=echo or log)
+    try:
+        admin = Admin(server_url)
+    except BaseException:
+        if embedded is not None:
+            embedded.stop()
+        raise
+    try:
+        return _prepare(config, source, admin, embedded, server_text, log=log)
+    except BaseException:
+        admin.close()
+        if embedded is not None:
+            embedded.stop()
+        raise
+
+
+def _prepare(
+    config: KitConfig,
+    source: Any,
+    admin: Admin,
+    embedded: EmbeddedPostgres | None,
+    server_text: str,
+    *,
+    log: Log,
+) -> PreparedRun:
+    run_id = uuid.uuid4().hex[:12]
+    admin.lock(provision.run_lock(run_id))
+    base = config.base_name
+    if not admin.try_lock(provision.base_lock(base)):
+        base = run_base_name(base, run_id)
+        log(f"another run is using {config.base_name!r} on this server; this run uses {base!r}")
+    major, version = admin.server_version()
+    template = template_database_name(
+        config.base_name, fingerprint(source, server_major=major, root=config.root)
+    )
+    swept = provision.sweep(admin, run_id=run_id, base=config.base_name, keep_template=template)
+    started = time.perf_counter()
+    built = provision.ensure_template(
+        admin,
+        template,
+        base=config.base_name,
+        run_id=run_id,
+        build=lambda url: _build_template(url, source, config.root, log=log),
+    )
+    plan = RunPlan.for_server(
+        admin.server_url,
+        run_id=run_id,
+        base_name=base,
+        template=template,
+        isolation=config.isolation,
+        settings=dict(config.database_settings),
+        url_env=config.url_env,
+    )
+    report = RunReport(
+        server=server_text,
+        version=version,
+        base_name=base,
+        template=template,
+        schema=source.describe(),
+        template_built=built,
+        template_seconds=time.perf_counter() - started,
+        swept=tuple(swept),
+    )
+    return PreparedRun(plan, report, admin, embedded)
+
+
+def _start_server(
+    config: KitConfig, *, log: Log, echo: Log
+) -> tuple[EmbeddedPostgres | None, URL, str]:
+    if not config.wants_embedded:
+        assert config.url is not None
+        return None, with_database(config.url, config.maintenance_db), "external"
+    from ci.postgres import EmbeddedPostgres, find_binaries
+
+    # A configured directory is used or refused, never silently replaced by another.
+    explicit = config.pg_bin_dir is not None
+    binaries = find_binaries(config.pg_bin_dir, search=not explicit, allow_wheel=not explicit)
+    data_dir = reuse_data_dir(config.root) if config.reuse else None
+    log(f"starting embedded PostgreSQL {binaries.version} from {binaries.origin}")
+    embedded = EmbeddedPostgres(binaries, data_dir=data_dir, log=echo)
+    url = embedded.start()
+    kind = "embedded, kept for reuse" if config.reuse else "embedded"
+    return embedded, url, f"{kind}, {binaries.origin}"
+
+
+def reuse_data_dir(root: Path) -> Path:
+    """Where a reused embedded cluster lives: per user and per project, outside the repo.
+
+    Outside the repository because, as root, the server runs as another user who
+    may not be able to enter the project's directory.
+    """
+    name = f"ci-kit-reuse-{os.getuid()}-{short_hash(str(root.resolve()))}"
+    return Path(tempfile.gettempdir()) / name
+
+
+def _build_template(url: URL, source: Any, root: Path, *, log: Log) -> None:
+    log(f"building template {url.database} from {source.describe()}")
+    # NullPool: no pooled connection may outlive the build, or cloning would wait
+    # for it and then fail ("source database is being accessed by other users").
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            build_schema(source, connection, root=root)
+    finally:
+        engine.dispose()
+
+
+class WorkerDatabases:
+    """One test process's databases: its clone of the template, and per-test fresh clones."""
+
+    def __init__(self, plan: RunPlan, worker_id: str | None) -> None:
+        self.plan = plan
+        self.name = worker_database_name(plan.base_name, worker_id)
+        self._admin = Admin(plan.server_url)
+        self._created: list[str] = []
+        self._fresh_count = 0
+
+    @property
+    def url(self) -> URL:
+        return self._admin.url_of(self.name)
+
+    def create(self) -> URL:
+        """Clone the template into this process's own database."""
+        return self._clone(self.name, "worker")
+
+    def create_fresh(self) -> URL:
+        """A clone of the template for one test marked ``fresh``."""
+        self._fresh_count += 1
+        return self._clone(fresh_database_name(self.name, self._fresh_count), "fresh")
+
+    def drop(self, url: URL) -> None:
+        """Drop a database this object created; any other name is refused."""
+        name = url.database
+        if name not in self._created:
+            return
+        run_id = self.plan.run_id
+        self._admin.drop(name, allowed=lambda mark: mark.run == run_id)
+        self._created.remove(name)
+
+    def close(self) -> None:
+        """Drop what is left of this process's databases and disconnect; idempotent."""
+        if self._admin.closed:
+            return
+        try:
+            for name in reversed(self._created):
+                self.drop(self._admin.url_of(name))
+        finally:
+            self._admin.close()
+
+    def _clone(self, name: str, kind: provision.MarkKind) -> URL:
+        mark = Mark(kind, self.plan.run_id, self.plan.base_name)
+        provision.clone(self._admin, self.plan.template, name, mark, self.plan.settings)
+        self._created.append(name)
+        return self._admin.url_of(name)

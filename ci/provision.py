@@ -1,0 +1,389 @@
+"""Create, clone and drop the kit's databases, safely: SQL and nothing else.
+
+Safety rests on two things. Every database the kit creates carries a mark (a JSON
+``COMMENT ON DATABASE``) naming its kind and the run that made it, and nothing is
+dropped without the right mark. Every run holds a session-level advisory lock
+named after its run id for as long as it lives, so a later run can tell a crashed
+run's leftovers (lock free) from a live run's databases (lock held) on the same
+server, from any host.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import URL
+
+from ci.dburl import advisory_lock_key, mask, redact, with_database
+from ci.errors import (
+    AuthenticationFailed,
+    CiKitError,
+    ForeignDatabase,
+    InvalidDatabaseUrl,
+    PermissionDenied,
+    ServerUnreachable,
+    first_line,
+)
+
+MarkKind = Literal["worker", "template", "fresh"]
+_MARK_PREFIX = "ci-kit "
+_CONNECT_TIMEOUT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Mark:
+    """What the kit writes on every database it creates, and checks before a drop."""
+
+    kind: MarkKind
+    run: str
+    base: str
+    ready: bool = True
+
+    def to_comment(self) -> str:
+        return _MARK_PREFIX + json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_comment(cls, comment: str | None) -> Mark | None:
+        """The mark in a database comment, or None for any comment the kit did not write."""
+        if not comment or not comment.startswith(_MARK_PREFIX):
+            return None
+        try:
+            fields = json.loads(comment[len(_MARK_PREFIX) :])
+            return cls(
+                kind=fields["kind"],
+                run=str(fields["run"]),
+                base=str(fields["base"]),
+                ready=bool(fields["ready"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def connect(url: URL) -> psycopg.Connection[Any]:
+    """An autocommit psycopg connection, with failures turned into one-line errors."""
+    try:
+        return psycopg.connect(
+            **connect_kwargs(url), autocommit=True, connect_timeout=_CONNECT_TIMEOUT_SECONDS
+        )
+    except psycopg.OperationalError as error:
+        raise explain_connect_error(error, url) from None
+
+
+def explain_connect_error(error: psycopg.Error, url: URL) -> CiKitError:
+    """Name the problem and its fix, password masked.
+
+    libpq reports connection-time failures without a SQLSTATE, so the server's
+    message text is what tells a wrong password from a missing database.
+    """
+    where = mask(url)
+    message = str(error)
+    detail = redact(_server_message(message), url)
+    if "password authentication failed" in message:
+        return AuthenticationFailed(
+            f"password authentication failed for role {url.username!r} at {where}: "
+            "check the password in the URL"
+        )
+    if "no pg_hba.conf entry" in message or ("role" in message and "does not exist" in message):
+        return AuthenticationFailed(
+            f"the server at {where} refused role {url.username!r}: {detail}; "
+            "check the role name and pg_hba.conf"
+        )
+    if "database" in message and "does not exist" in message:
+        return InvalidDatabaseUrl(
+            f"database {url.database!r} does not exist at {where}; the kit connects to it "
+            "for administration: set [tool.ci-kit] maintenance-db to one that exists"
+        )
+    return ServerUnreachable(
+        f"cannot reach PostgreSQL at {where}: {detail}; is the server running, and are "
+        "the host and port right? (leave the URL unset to use the embedded server)"
+    )
+
+
+def _server_message(message: str) -> str:
+    """The useful end of a libpq error: after 'FATAL:' or the last 'failed:'."""
+    line = first_line(Exception(message))
+    for marker in ("FATAL:", "failed:"):
+        if marker in line:
+            line = line.rsplit(marker, 1)[1]
+    return line.strip()
+
+
+class Admin:
+    """One run's maintenance connection: DDL on databases, and advisory locks.
+
+    Advisory locks are local to the database they are taken in, so every run takes
+    them over a connection to the same maintenance database.
+    """
+
+    def __init__(self, server_url: URL) -> None:
+        self.server_url = server_url
+        self._conn = connect(server_url)
+
+    def close(self) -> None:
+        """Close the connection, which releases every advisory lock this run holds."""
+        self._conn.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._conn.closed)
+
+    @property
+    def role(self) -> str:
+        return str(self.server_url.username or self._scalar("SELECT current_user"))
+
+    def server_version(self) -> tuple[int, str]:
+        """The server's major version and its full version string."""
+        number = int(self._scalar("SHOW server_version_num"))
+        return number // 10000, str(self._scalar("SHOW server_version"))
+
+    def url_of(self, database: str) -> URL:
+        return with_database(self.server_url, database)
+
+    # Locks ------------------------------------------------------------------
+
+    def lock(self, purpose: str, *, shared: bool = False) -> None:
+        """Wait for an advisory lock, held until :meth:`unlock` or :meth:`close`."""
+        function = "pg_advisory_lock_shared" if shared else "pg_advisory_lock"
+        self._execute(sql.SQL("SELECT {}(%s)").format(sql.Identifier(function)), purpose)
+
+    def try_lock(self, purpose: str) -> bool:
+        return bool(self._scalar("SELECT pg_try_advisory_lock(%s)", advisory_lock_key(purpose)))
+
+    def unlock(self, purpose: str, *, shared: bool = False) -> None:
+        function = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
+        self._execute(sql.SQL("SELECT {}(%s)").format(sql.Identifier(function)), purpose)
+
+    @contextmanager
+    def locked(self, purpose: str) -> Iterator[None]:
+        self.lock(purpose)
+        try:
+            yield
+        finally:
+            self.unlock(purpose)
+
+    def run_is_alive(self, run_id: str) -> bool:
+        """True while the run holding ``run_lock(run_id)`` is connected to the server."""
+        purpose = run_lock(run_id)
+        if not self.try_lock(purpose):
+            return True
+        self.unlock(purpose)
+        return False
+
+    # Databases --------------------------------------------------------------
+
+    def marks(self) -> dict[str, Mark | None]:
+        """Every database on the server with the kit's mark, or None for unmarked ones."""
+        rows = self._conn.execute(
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE datname NOT IN ('template0', 'template1')"
+        ).fetchall()
+        return {name: Mark.from_comment(comment) for name, comment in rows}
+
+    def mark_of(self, name: str) -> tuple[bool, Mark | None]:
+        """Whether ``name`` exists, and its mark."""
+        row = self._conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (name,),
+        ).fetchone()
+        return (row is not None, Mark.from_comment(row[0]) if row else None)
+
+    def create(self, name: str, mark: Mark, *, template: str | None = None) -> None:
+        """Create a database and mark it; fails on a name that exists."""
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        self._ddl(statement, name)
+        self.set_mark(name, mark)
+
+    def set_mark(self, name: str, mark: Mark) -> None:
+        self._ddl(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(name), sql.Literal(mark.to_comment())
+            ),
+            name,
+        )
+
+    def seal_template(self, name: str, mark: Mark) -> None:
+        """Mark a template complete; only now may runs clone it (pgtestdb's order)."""
+        self._ddl(
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
+                sql.Identifier(name)
+            ),
+            name,
+        )
+        self.set_mark(name, replace(mark, ready=True))
+
+    def apply_settings(self, name: str, settings: Mapping[str, str]) -> None:
+        """``ALTER DATABASE ... SET`` is not copied by a clone, so every clone gets it again."""
+        for key, value in settings.items():
+            self._ddl(
+                sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                    sql.Identifier(name), sql.Identifier(key), sql.Literal(value)
+                ),
+                name,
+            )
+
+    def drop(self, name: str, *, allowed: Callable[[Mark], bool]) -> None:
+        """Drop a database the kit created, after checking its mark.
+
+        Connections are refused, then terminated, then the drop is forced, so a
+        stray client cannot keep the database alive.
+        """
+        exists, mark = self.mark_of(name)
+        if not exists:
+            return
+        if mark is None or not allowed(mark):
+            raise ForeignDatabase(
+                f"refusing to drop database {name!r}: it was not created by this kit run "
+                "(no ci-kit mark, or another live run's); drop or rename it yourself, "
+                "or choose another base name"
+            )
+        identifier = sql.Identifier(name)
+        self._ddl(
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false ALLOW_CONNECTIONS false").format(
+                identifier
+            ),
+            name,
+        )
+        self._ddl(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier), name)
+
+    # Plumbing ---------------------------------------------------------------
+
+    def _scalar(self, query: str, *params: object) -> Any:
+        row = self._conn.execute(query, params).fetchone()
+        return row[0] if row else None
+
+    def _execute(self, statement: sql.Composed, purpose: str) -> None:
+        self._conn.execute(statement, (advisory_lock_key(purpose),))
+
+    def _ddl(self, statement: sql.Composed, name: str) -> None:
+        try:
+            self._conn.execute(statement)
+        except psycopg.errors.InsufficientPrivilege:
+            raise PermissionDenied(
+                f"role {self.role!r} may not create or alter database {name!r} at "
+                f"{mask(self.server_url)}: grant it with ALTER ROLE {self.role} CREATEDB, "
+                "or leave the URL unset to use the embedded server"
+            ) from None
+
+
+def run_lock(run_id: str) -> str:
+    """The advisory lock a run holds for its whole life."""
+    return f"ci-kit:run:{run_id}"
+
+
+def base_lock(base: str) -> str:
+    """Held by the run that uses the plain base name; a concurrent run picks another."""
+    return f"ci-kit:base:{base}"
+
+
+def template_use_lock(template: str) -> str:
+    """Held shared by every run cloning a template; the sweeper needs it exclusive."""
+    return f"ci-kit:use:{template}"
+
+
+def template_build_lock(template: str) -> str:
+    """Serialises builds of one template, so two runs starting together build it once."""
+    return f"ci-kit:build:{template}"
+
+
+def connect_kwargs(url: URL) -> dict[str, Any]:
+    """psycopg keyword arguments from a URL: no conninfo string, so no quoting bugs."""
+    kwargs: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
+    for key, value in url.query.items():
+        kwargs[key] = value if isinstance(value, str) else value[-1]
+    return kwargs
+
+
+def ensure_template(
+    admin: Admin, name: str, *, base: str, run_id: str, build: Callable[[URL], None]
+) -> bool:
+    """Make sure a complete template ``name`` exists; True when this run built it.
+
+    The run keeps a shared lock on the template so no sweeper drops it while the
+    run may still clone it. Builds are serialised by a second lock: a run that
+    waited for another's build finds the template sealed and reuses it.
+    """
+    admin.lock(template_use_lock(name), shared=True)
+    if _is_sealed(admin, name):
+        return False
+    with admin.locked(template_build_lock(name)):
+        if _is_sealed(admin, name):
+            return False
+        # Unsealed and nobody building it: a crashed build's leftovers.
+        admin.drop(name, allowed=_is_template)
+        mark = Mark("template", run_id, base, ready=False)
+        admin.create(name, mark)
+        try:
+            build(admin.url_of(name))
+        except BaseException:
+            admin.drop(name, allowed=_is_template)
+            raise
+        admin.seal_template(name, mark)
+    return True
+
+
+def clone(admin: Admin, template: str, name: str, mark: Mark, settings: Mapping[str, str]) -> None:
+    """(Re)create ``name`` from the template: an earlier copy must be this run's or a dead run's."""
+
+    def replaceable(existing: Mark) -> bool:
+        return existing.kind == mark.kind and (
+            existing.run == mark.run or not admin.run_is_alive(existing.run)
+        )
+
+    admin.drop(name, allowed=replaceable)
+    admin.create(name, mark, template=template)
+    admin.apply_settings(name, settings)
+
+
+def sweep(admin: Admin, *, run_id: str, base: str, keep_template: str) -> list[str]:
+    """Drop what crashed runs left behind, and templates of this base's older schemas.
+
+    Only marked databases are considered; a database of a live run, or a template
+    another run is using or building, is left alone.
+    """
+    dropped: list[str] = []
+    for name, mark in admin.marks().items():
+        if mark is None or mark.run == run_id or name == keep_template:
+            continue
+        if mark.kind == "template":
+            lock = template_use_lock(name) if mark.ready else template_build_lock(name)
+            if (mark.ready and mark.base != base) or not admin.try_lock(lock):
+                continue
+            try:
+                admin.drop(name, allowed=_is_template)
+            finally:
+                admin.unlock(lock)
+        elif admin.run_is_alive(mark.run):
+            continue
+        else:
+            admin.drop(name, allowed=lambda m: m.kind != "template")
+        dropped.append(name)
+    return dropped
+
+
+def drop_run_databases(admin: Admin, run_id: str) -> list[str]:
+    """Drop every worker and fresh database this run created, including a dead worker's."""
+    names = [
+        name
+        for name, mark in admin.marks().items()
+        if mark is not None and mark.run == run_id and mark.kind != "template"
+    ]
+    for name in names:
+        admin.drop(name, allowed=lambda m: m.run == run_id and m.kind != "template")
+    return names
+
+
+def _is_sealed(admin: Admin, name: str) -> bool:
+    exists, mark = admin.mark_of(name)
+    return exists and mark is not None and mark.kind == "template" and mark.ready
+
+
+def _is_template(mark: Mark) -> bool:
+    return mark.kind == "template"

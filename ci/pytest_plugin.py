@@ -1,0 +1,166 @@
+"""The pytest plugin: options, the controller/worker hand-off, and the fixtures.
+
+Registered through the ``pytest11`` entry point. It holds no SQL: it decides who
+prepares the run (the xdist controller, or a serial pytest process), hands the
+plan to workers through ``workerinput`` as pytest-xdist's own plugins do, and
+turns the kit's errors into one-line usage errors.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from ci.config import SETTINGS, KitConfig, load_config, read_pyproject_table
+from ci.dburl import redact, render
+from ci.errors import CiKitError
+from ci.fixtures import (
+    DATABASES_KEY,
+    ISOLATION_MARKER,
+    db_connection,
+    db_engine,
+    db_session,
+    db_url,
+)
+from ci.lifecycle import PreparedRun, RunPlan, WorkerDatabases
+
+__all__ = ["db_connection", "db_engine", "db_session", "db_url"]
+
+_WIRE_KEY = "ci_kit"
+_CONFIG_KEY = pytest.StashKey[KitConfig]()
+_RUN_KEY = pytest.StashKey[PreparedRun]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ci-kit", "ci-kit: a PostgreSQL database per xdist worker")
+    for setting in SETTINGS:
+        where = f" [env {setting.env}]" if setting.env else ""
+        help_text = f"{setting.help} [tool.ci-kit] {setting.key}{where}"
+        if setting.is_flag:
+            group.addoption(setting.flag, dest=setting.dest, action="store_true", help=help_text)
+        else:
+            group.addoption(
+                setting.flag,
+                dest=setting.dest,
+                choices=setting.choices,
+                metavar=setting.metavar,
+                default=None,
+                help=help_text,
+            )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{ISOLATION_MARKER}(mode): per-test database isolation: 'rollback' (default), "
+        "'truncate' (real commits, tables emptied after) or 'fresh' (a clone of its own)",
+    )
+    try:
+        kit = _load_config(config)
+        config.stash[_CONFIG_KEY] = kit
+        workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+        if workerinput is not None:
+            if _WIRE_KEY in workerinput:
+                _open_databases(config, RunPlan.from_wire(workerinput[_WIRE_KEY]), workerinput)
+        elif kit.enabled and not _only_informs(config):
+            run = _prepare_run(config, kit)
+            if _is_xdist_controller(config):
+                config.pluginmanager.register(_ControllerHooks(run.plan), "ci_kit_controller")
+            else:
+                _open_databases(config, run.plan, None)
+    except CiKitError as error:
+        raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    run = config.stash.get(_RUN_KEY, None)
+    return [f"ci-kit: {line}" for line in run.report.lines()] if run else []
+
+
+class _ControllerHooks:
+    """Registered only on an xdist controller, like xdist's own ``DSession``."""
+
+    def __init__(self, plan: RunPlan) -> None:
+        self._wire = plan.to_wire()
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[_WIRE_KEY] = self._wire
+
+
+def _load_config(config: pytest.Config) -> KitConfig:
+    cli = {setting.dest: config.getoption(setting.dest) for setting in SETTINGS}
+    return load_config(config.rootpath, read_pyproject_table(config.rootpath), os.environ, cli)
+
+
+def _prepare_run(config: pytest.Config, kit: KitConfig) -> PreparedRun:
+    from ci.lifecycle import prepare_run
+
+    writer = config.get_terminal_writer()
+    verbose = config.get_verbosity() > 0
+
+    def log(message: str) -> None:
+        writer.line(f"ci-kit: {message}")
+
+    def echo(command: str) -> None:
+        if verbose:
+            log(command)
+
+    run = prepare_run(kit, log=log, echo=echo)
+    config.stash[_RUN_KEY] = run
+
+    def close() -> None:
+        dropped = run.close()
+        if dropped:
+            log(f"dropped {len(dropped)} test database(s)")
+
+    config.add_cleanup(close)
+    return run
+
+
+def _open_databases(
+    config: pytest.Config, plan: RunPlan, workerinput: dict[str, Any] | None
+) -> None:
+    """Clone this process's database before collection, so application imports see it."""
+    worker_id = workerinput["workerid"] if workerinput else None
+    databases = WorkerDatabases(plan, worker_id)
+    config.add_cleanup(databases.close)
+    url = databases.create()
+    config.stash[DATABASES_KEY] = databases
+    if plan.url_env:
+        os.environ[plan.url_env] = render(url)
+
+
+def _only_informs(config: pytest.Config) -> bool:
+    """Runs that list or explain rather than test need no server."""
+    option = config.option
+    return any(
+        getattr(option, name, False)
+        for name in (
+            "help",
+            "version",
+            "collectonly",
+            "showfixtures",
+            "show_fixtures_per_test",
+            "markers",
+        )
+    )
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return bool(
+        config.pluginmanager.hasplugin("xdist")
+        and config.getoption("dist", "no") != "no"
+        and config.getoption("tx", None)
+    )
+
+
+def _safe_message(config: pytest.Config, error: CiKitError) -> str:
+    """The error's text with any configured password masked, whatever raised it."""
+    message = str(error)
+    kit = config.stash.get(_CONFIG_KEY, None)
+    if kit is not None and kit.url is not None:
+        message = redact(message, kit.url)
+    return message

@@ -1,0 +1,187 @@
+"""The schema source: what shapes the template, its fingerprint, and how it is built.
+
+The template database is named by a fingerprint of everything that shapes it, so
+a changed migration, ``env.py`` or model gets a new template instead of a stale
+cached one (the pgtestdb and pytest-django ``--reuse-db`` pitfall).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import MetaData, create_mock_engine
+from sqlalchemy.engine import Connection
+
+from ci.errors import MigrationFailed, SchemaSourceError, first_line
+
+FINGERPRINT_VERSION = "1"
+"""Bumped when the way the kit builds a template changes, invalidating old ones."""
+
+SchemaKind = Literal["alembic", "metadata", "empty"]
+
+
+@dataclass(frozen=True)
+class SchemaSource:
+    """Where the schema comes from: an ``alembic.ini``, a ``module:metadata``, or nothing."""
+
+    kind: SchemaKind
+    target: str = ""
+
+    def describe(self) -> str:
+        return {"alembic": "Alembic", "metadata": "metadata"}.get(self.kind, "empty") + (
+            f" ({self.target})" if self.target else ""
+        )
+
+
+def parse_schema_source(value: str | None, root: Path) -> SchemaSource:
+    """Decide the kind from the value's shape: ``*.ini`` is Alembic, ``a.b:c`` metadata."""
+    if not value:
+        return SchemaSource("empty")
+    if value.endswith(".ini"):
+        path = Path(value) if Path(value).is_absolute() else root / value
+        if not path.is_file():
+            raise SchemaSourceError(
+                f"schema source {value!r}: no such Alembic config file at {path}"
+            )
+        return SchemaSource("alembic", str(path))
+    module, sep, attribute = value.partition(":")
+    if not sep or not module or not attribute:
+        raise SchemaSourceError(
+            f"schema source {value!r} is neither a path to alembic.ini nor "
+            "'package.module:metadata'"
+        )
+    return SchemaSource("metadata", value)
+
+
+def fingerprint(source: SchemaSource, *, server_major: int, root: Path) -> str:
+    """A hex digest of everything that shapes the template built from ``source``."""
+    digest = hashlib.sha256()
+    digest.update(f"ci-kit/{FINGERPRINT_VERSION}\0pg{server_major}\0{source.kind}\0".encode())
+    if source.kind == "alembic":
+        for path in _alembic_files(source):
+            digest.update(str(path.relative_to(path.anchor)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    elif source.kind == "metadata":
+        for statement in _metadata_ddl(load_metadata(source.target, root)):
+            digest.update(statement.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def build_schema(source: SchemaSource, connection: Connection, *, root: Path) -> None:
+    """Build the schema into the database ``connection`` is open on, and commit.
+
+    Alembic runs in-process on the given connection (its cookbook's "sharing a
+    connection" recipe, through ``config.attributes["connection"]``); ``sqlalchemy.url``
+    is set as well, %-escaped for ConfigParser, for ``env.py`` files that read it.
+    """
+    try:
+        if source.kind == "alembic":
+            _run_alembic_upgrade(source, connection)
+        elif source.kind == "metadata":
+            load_metadata(source.target, root).create_all(connection)
+        connection.commit()
+    except (SchemaSourceError, MigrationFailed):
+        raise
+    except Exception as error:  # any failure inside user migrations is the user's to fix
+        raise MigrationFailed(
+            f"building the schema from {source.describe()} failed: "
+            f"{type(error).__name__}: {first_line(error)}"
+        ) from error
+
+
+def load_metadata(target: str, root: Path) -> MetaData:
+    """Import ``package.module:attribute`` and return its MetaData (or a Base's)."""
+    module_name, _, attribute = target.partition(":")
+    with _importable_from(root):
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as error:
+            raise SchemaSourceError(
+                f"schema source {target!r} does not import: "
+                f"{type(error).__name__}: {first_line(error)}"
+            ) from error
+    value: Any = module
+    for part in attribute.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise SchemaSourceError(
+                f"schema source {target!r}: module {module_name!r} has no attribute {part!r}"
+            ) from None
+    metadata = getattr(value, "metadata", value)
+    if not isinstance(metadata, MetaData):
+        raise SchemaSourceError(
+            f"schema source {target!r} is a {type(value).__name__}, not a MetaData "
+            "or a declarative base"
+        )
+    return metadata
+
+
+def _run_alembic_upgrade(source: SchemaSource, connection: Connection) -> None:
+    from alembic import command
+
+    config = _alembic_config(source)
+    config.attributes["connection"] = connection
+    url = connection.engine.url.render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+def _alembic_config(source: SchemaSource) -> Any:
+    from alembic.config import Config
+
+    return Config(source.target)
+
+
+def _alembic_files(source: SchemaSource) -> list[Path]:
+    """Every file of the script directory and its version locations, sorted."""
+    from alembic.script import ScriptDirectory
+
+    try:
+        script = ScriptDirectory.from_config(_alembic_config(source))
+    except Exception as error:
+        raise SchemaSourceError(
+            f"Alembic config {source.target} is not usable: {first_line(error)}"
+        ) from error
+    directories = {Path(script.dir), *(Path(p) for p in script.version_locations)}
+    files = {path for directory in directories for path in _source_files(directory)}
+    return sorted(files)
+
+
+def _source_files(directory: Path) -> Iterator[Path]:
+    for path in directory.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            yield path
+
+
+def _metadata_ddl(metadata: MetaData) -> list[str]:
+    """The PostgreSQL DDL that ``create_all`` would run, without a database."""
+    statements: list[str] = []
+
+    def record(sql: Any, *_: Any, **__: Any) -> None:
+        statements.append(str(sql.compile(dialect=engine.dialect)))
+
+    engine = create_mock_engine("postgresql+psycopg://", record)
+    metadata.create_all(engine, checkfirst=False)
+    return statements
+
+
+@contextmanager
+def _importable_from(root: Path) -> Iterator[None]:
+    """Put the project root on ``sys.path`` while importing a user's module."""
+    entry = str(root)
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added:
+            sys.path.remove(entry)

@@ -1,0 +1,87 @@
+"""Shared fixtures of the kit's own tests: a real PostgreSQL, and names nobody else uses.
+
+The external server is the local PostgreSQL that ``scripts/setup`` starts, reached
+as role ``ci_kit`` whose password contains ``@ : / % # ? +`` and a space. Set
+``CI_KIT_TEST_SERVER_URL`` to use another. Without a server the tests that need
+one are skipped locally and fail in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import URL, make_url
+
+from ci.dburl import DRIVERNAME, parse_database_url, with_database
+from ci.provision import Admin, connect_kwargs
+
+TEST_PASSWORD = "p@ss:w/rd%20 #?+"
+_DEFAULT_SERVER = URL.create(
+    DRIVERNAME,
+    username="ci_kit",
+    password=TEST_PASSWORD,
+    host="127.0.0.1",
+    port=5432,
+    database="postgres",
+)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> URL:
+    """The maintenance URL of the external server, as a role with CREATEDB."""
+    raw = os.environ.get("CI_KIT_TEST_SERVER_URL")
+    url = parse_database_url(make_url(raw)) if raw else _DEFAULT_SERVER
+    try:
+        psycopg.connect(**connect_kwargs(url), connect_timeout=5).close()
+    except psycopg.OperationalError as error:
+        message = f"no test PostgreSQL at {url!s} ({error}); run scripts/setup"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def base_name(server_url: URL) -> Iterator[str]:
+    """A base test database name unique to this test; whatever it left is dropped."""
+    base = f"kit_{uuid.uuid4().hex[:8]}_test"
+    yield base
+    with psycopg.connect(**connect_kwargs(server_url), autocommit=True) as conn:
+        names = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (base + "%",)
+        ).fetchall()
+        for (name,) in names:
+            ident = sql.Identifier(name)
+            conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(ident))
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
+
+
+@pytest.fixture
+def admin(server_url: URL) -> Iterator[Admin]:
+    admin = Admin(server_url)
+    yield admin
+    admin.close()
+
+
+def database_names(url: URL, prefix: str) -> set[str]:
+    """The databases on the server whose names start with ``prefix``."""
+    with psycopg.connect(**connect_kwargs(url)) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix + "%",)
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+def connect_to(url: URL, database: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(**connect_kwargs(with_database(url, database)), autocommit=True)
+
+
+def create_unmarked(url: URL, name: str) -> None:
+    """A database the kit did not create: it must survive everything the kit does."""
+    with psycopg.connect(**connect_kwargs(url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -1,0 +1,122 @@
+"""Configuration: precedence pyproject < environment < command line, validated once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ci.config import SETTINGS, load_config, read_pyproject_table
+from ci.errors import ConfigurationError, InvalidDatabaseUrl
+
+ROOT = Path("/project")
+NO_CLI: dict[str, object] = {}
+
+
+def cli(**values: object) -> dict[str, object]:
+    return {f"ci_kit_{key}": value for key, value in values.items()}
+
+
+def test_without_any_configuration_the_kit_stays_off() -> None:
+    config = load_config(ROOT, None, {}, NO_CLI)
+    assert not config.enabled
+    assert config.wants_embedded
+
+
+def test_an_empty_table_enables_the_kit_with_defaults() -> None:
+    config = load_config(ROOT, {}, {}, NO_CLI)
+    assert config.enabled
+    assert (config.base_name, config.isolation, config.server) == ("test", "rollback", "auto")
+
+
+def test_command_line_beats_environment_beats_pyproject() -> None:
+    table = {"isolation": "truncate", "base-name": "from_pyproject_test"}
+    environ = {"CI_KIT_ISOLATION": "fresh", "CI_KIT_BASE_NAME": "from_env_test"}
+    config = load_config(ROOT, table, environ, cli(base_name="from_cli_test"))
+    assert config.base_name == "from_cli_test"
+    assert config.isolation == "fresh"
+
+
+def test_the_url_names_the_base_database_unless_a_base_name_is_given() -> None:
+    environ = {"CI_KIT_DATABASE_URL": "postgresql://app:s3cret@db/finance_report_test"}
+    config = load_config(ROOT, None, environ, NO_CLI)
+    assert config.enabled
+    assert config.base_name == "finance_report_test"
+    assert config.url is not None
+    assert config.url.password == "s3cret"
+    assert not config.wants_embedded
+    assert load_config(ROOT, {"base-name": "other_test"}, environ, NO_CLI).base_name == "other_test"
+
+
+def test_embedded_mode_ignores_a_configured_url() -> None:
+    config = load_config(
+        ROOT, {"server": "embedded"}, {"CI_KIT_DATABASE_URL": "postgresql://h/x_test"}, NO_CLI
+    )
+    assert config.wants_embedded
+
+
+def test_external_mode_needs_a_url() -> None:
+    with pytest.raises(ConfigurationError, match="--db-url"):
+        load_config(ROOT, {"server": "external"}, {}, NO_CLI)
+
+
+def test_flags_read_booleans_from_every_source() -> None:
+    assert load_config(ROOT, {"reuse": True}, {}, NO_CLI).reuse
+    assert load_config(ROOT, {}, {"CI_KIT_REUSE": "yes"}, NO_CLI).reuse
+    assert load_config(ROOT, {}, {}, cli(reuse=True)).reuse
+    assert not load_config(ROOT, {"reuse": True}, {"CI_KIT_REUSE": "0"}, NO_CLI).reuse
+
+
+@pytest.mark.parametrize(
+    ("table", "environ", "complaint"),
+    [
+        ({"isolation": "sometimes"}, {}, "must be one of rollback, truncate, fresh"),
+        ({}, {"CI_KIT_SERVER": "cloud"}, "CI_KIT_SERVER must be one of"),
+        ({}, {"CI_KIT_REUSE": "maybe"}, "must be true or false"),
+        ({"base-nmae": "x_test"}, {}, "unknown key(s) in [tool.ci-kit]: base-nmae"),
+        ({"schema": 3}, {}, "schema must be a string"),
+        ({"database-settings": "UTC"}, {}, "database-settings must be a table"),
+    ],
+)
+def test_invalid_values_are_refused_in_one_line(
+    table: dict[str, object], environ: dict[str, str], complaint: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(ROOT, table, environ, NO_CLI)
+    assert complaint in str(caught.value)
+
+
+def test_a_bad_url_is_refused_without_leaking_its_password() -> None:
+    with pytest.raises(InvalidDatabaseUrl) as caught:
+        load_config(ROOT, None, {"CI_KIT_DATABASE_URL": "mysql://u:hunter2@h/x_test"}, NO_CLI)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_relative_paths_resolve_against_the_project_root() -> None:
+    config = load_config(ROOT, {"pg-bin-dir": "vendor/pg/bin"}, {}, NO_CLI)
+    assert config.pg_bin_dir == ROOT / "vendor/pg/bin"
+
+
+def test_database_settings_are_strings() -> None:
+    config = load_config(ROOT, {"database-settings": {"timezone": "UTC", "jit": False}}, {}, NO_CLI)
+    assert dict(config.database_settings) == {"timezone": "UTC", "jit": "false"}
+
+
+def test_every_setting_has_a_flag_and_help() -> None:
+    for setting in SETTINGS:
+        assert setting.flag.startswith("--db-")
+        assert setting.help.endswith(".") or setting.help.endswith(")")
+
+
+def test_pyproject_table_is_read_only_when_present(tmp_path: Path) -> None:
+    assert read_pyproject_table(tmp_path) is None
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert read_pyproject_table(tmp_path) is None
+    (tmp_path / "pyproject.toml").write_text("[tool.ci-kit]\nbase-name = 'app_test'\n")
+    assert read_pyproject_table(tmp_path) == {"base-name": "app_test"}
+
+
+def test_malformed_pyproject_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.ci-kit\n")
+    with pytest.raises(ConfigurationError, match="is not valid TOML"):
+        read_pyproject_table(tmp_path)

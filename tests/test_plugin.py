@@ -1,0 +1,401 @@
+"""Real pytest suites run through ``pytester``, serially and under xdist, on real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+
+from ci.dburl import render
+from tests.conftest import TEST_PASSWORD, create_unmarked, database_names
+
+MODELS = """
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class Item(Base):
+    __tablename__ = "items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+"""
+
+# Every test records which database it saw and how many rows it found before
+# writing one; a leak between tests would show as a count above zero.
+SUITE = """
+import json, os
+import pytest
+from sqlalchemy import func, select, text
+from models import Item
+
+def record(db_url, seen):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "serial")
+    with open({log!r}, "a") as log:
+        log.write(json.dumps({{"worker": worker, "db": db_url.database, "seen": seen}}) + "\\n")
+
+@pytest.mark.parametrize("n", range({count}))
+def test_writes_and_commits(db_session, db_url, n):
+    seen = db_session.scalar(select(func.count()).select_from(Item))
+    db_session.add(Item(name=f"item {{n}}"))
+    db_session.commit()
+    record(db_url, seen)
+    assert seen == 0
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each inner run says exactly where its server is."""
+    for name in ("CI_KIT_DATABASE_URL", "CI_KIT_BASE_NAME", "CI_KIT_SCHEMA", "CI_KIT_SERVER"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def write_project(pytester: pytest.Pytester, base: str, count: int = 6, **extra: str) -> Path:
+    """An inner project: pyproject with [tool.ci-kit], a model, and a suite; returns its log."""
+    log = pytester.path / "seen.jsonl"
+    settings = "".join(f'{key} = "{value}"\n' for key, value in extra.items())
+    pytester.makefile(
+        ".toml",
+        pyproject=f'[tool.ci-kit]\nbase-name = "{base}"\nschema = "models:Base"\n{settings}',
+    )
+    pytester.makepyfile(models=MODELS)
+    for part in ("a", "b"):
+        pytester.makepyfile(**{f"test_{part}": SUITE.format(log=str(log), count=count)})
+    return log
+
+
+def seen(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def external_env(monkeypatch: pytest.MonkeyPatch, server_url: URL, base: str) -> None:
+    monkeypatch.setenv("CI_KIT_DATABASE_URL", render(server_url.set(database=base)))
+
+
+class TestEmbeddedServer:
+    def test_serial_run_uses_the_base_name(self, pytester: pytest.Pytester) -> None:
+        log = write_project(pytester, "embedded_test")
+        result = pytester.runpytest_subprocess("-p", "no:randomly")
+        result.assert_outcomes(passed=12)
+        assert {row["db"] for row in seen(log)} == {"embedded_test"}
+        result.stdout.fnmatch_lines(["ci-kit: PostgreSQL 1*(embedded, *", "*template*built*"])
+
+    @pytest.mark.parametrize("workers", [2, 4])
+    def test_each_worker_gets_its_own_database(
+        self, pytester: pytest.Pytester, workers: int
+    ) -> None:
+        log = write_project(pytester, "embedded_test", count=8)
+        result = pytester.runpytest_subprocess("-n", str(workers), "-p", "no:randomly")
+        result.assert_outcomes(passed=16)
+        rows = seen(log)
+        by_worker = {row["worker"]: row["db"] for row in rows}
+        assert len(by_worker) > 1
+        assert all(db == f"embedded_test_{worker}" for worker, db in by_worker.items())
+        assert all(row["seen"] == 0 for row in rows)
+
+
+class TestExternalServer:
+    @pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["serial", "xdist"])
+    def test_runs_leave_only_the_template_behind(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+        args: tuple[str, ...],
+    ) -> None:
+        log = write_project(pytester, base_name)
+        external_env(monkeypatch, server_url, base_name)
+        result = pytester.runpytest_subprocess(*args, "-p", "no:randomly")
+        result.assert_outcomes(passed=12)
+        assert TEST_PASSWORD not in result.stdout.str() + result.stderr.str()
+        assert {row["seen"] for row in seen(log)} == {0}
+        names = database_names(server_url, base_name)
+        assert len(names) == 1
+        assert names.pop().startswith(f"{base_name}_tpl_")
+
+    def test_an_unchanged_schema_is_reused_and_a_changed_one_replaced(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+    ) -> None:
+        write_project(pytester, base_name, count=1)
+        external_env(monkeypatch, server_url, base_name)
+        first = pytester.runpytest_subprocess("-p", "no:randomly")
+        first.stdout.fnmatch_lines(["*template*built*"])
+        second = pytester.runpytest_subprocess("-p", "no:randomly")
+        second.stdout.fnmatch_lines(["*template*reused*"])
+        old_templates = database_names(server_url, base_name)
+
+        pytester.makepyfile(models=MODELS + "    note: Mapped[str | None]\n")
+        third = pytester.runpytest_subprocess("-p", "no:randomly")
+        third.assert_outcomes(passed=2)
+        third.stdout.fnmatch_lines(["*template*built*", "*dropped 1 leftover database(s)*"])
+        new_templates = database_names(server_url, base_name)
+        assert len(new_templates) == 1
+        assert new_templates.isdisjoint(old_templates)
+
+    def test_application_engines_get_the_worker_url_before_collection(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+    ) -> None:
+        write_project(pytester, base_name, count=1, **{"url-env": "APP_DATABASE_URL"})
+        external_env(monkeypatch, server_url, base_name)
+        pytester.makepyfile(
+            test_app=f"""
+            import os
+            from sqlalchemy import create_engine, text
+            from sqlalchemy.engine import make_url
+            URL_AT_IMPORT = os.environ["APP_DATABASE_URL"]
+
+            def test_app_engine_reaches_the_worker_database(db_url):
+                assert make_url(URL_AT_IMPORT).password == {TEST_PASSWORD!r}
+                engine = create_engine(URL_AT_IMPORT)
+                with engine.connect() as conn:
+                    assert conn.scalar(text("SELECT current_database()")) == db_url.database
+                engine.dispose()
+            """
+        )
+        result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
+        result.assert_outcomes(passed=3)
+
+
+class TestIsolation:
+    def test_truncate_and_fresh_markers(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+    ) -> None:
+        write_project(pytester, base_name, count=2)
+        external_env(monkeypatch, server_url, base_name)
+        pytester.makepyfile(
+            test_modes="""
+            import pytest
+            from sqlalchemy import func, select, text
+            from models import Item
+
+            def count(conn):
+                return conn.scalar(select(func.count()).select_from(Item))
+
+            @pytest.mark.db_isolation("truncate")
+            @pytest.mark.parametrize("n", range(3))
+            def test_truncate_commits_for_real_and_is_emptied_after(db_engine, db_session, n):
+                db_session.add(Item(name="committed"))
+                db_session.commit()
+                with db_engine.connect() as other:
+                    assert count(other) == 1
+
+            @pytest.mark.db_isolation("fresh")
+            @pytest.mark.parametrize("n", range(2))
+            def test_fresh_is_its_own_database(db_connection, db_url, n):
+                name = db_connection.scalar(text("SELECT current_database()"))
+                assert name != db_url.database and name.startswith(db_url.database + "_f")
+                assert count(db_connection) == 0
+
+            def test_rollback_is_the_default(db_connection):
+                assert db_connection.in_transaction()
+
+            @pytest.mark.db_isolation("sometimes")
+            def test_bad_mode(db_connection):
+                pass
+            """
+        )
+        result = pytester.runpytest_subprocess("-p", "no:randomly")
+        result.assert_outcomes(passed=10, errors=1)
+        result.stdout.fnmatch_lines(["*db_isolation takes one of rollback, truncate, fresh*"])
+
+
+class TestErrors:
+    def run_failing(self, pytester: pytest.Pytester, *args: str) -> str:
+        result = pytester.runpytest_subprocess(*args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        output = result.stdout.str() + result.stderr.str()
+        assert "Traceback" not in output
+        assert TEST_PASSWORD not in output
+        return output
+
+    def test_wrong_password(self, pytester: pytest.Pytester, server_url: URL) -> None:
+        write_project(pytester, "app_test")
+        url = render(server_url.set(password="not" + TEST_PASSWORD, database="app_test"))
+        output = self.run_failing(pytester, "--db-url", url)
+        assert "ERROR: ci-kit: password authentication failed for role 'ci_kit'" in output
+
+    def test_unreachable_server(self, pytester: pytest.Pytester, server_url: URL) -> None:
+        write_project(pytester, "app_test")
+        url = render(server_url.set(port=1, database="app_test"))
+        output = self.run_failing(pytester, "--db-url", url)
+        assert "ERROR: ci-kit: cannot reach PostgreSQL at" in output
+
+    def test_role_without_createdb(
+        self, pytester: pytest.Pytester, server_url: URL, base_name: str
+    ) -> None:
+        write_project(pytester, base_name)
+        url = render(server_url.set(username="ci_kit_nocreatedb", database=base_name))
+        output = self.run_failing(pytester, "--db-url", url)
+        assert "ALTER ROLE ci_kit_nocreatedb CREATEDB" in output
+
+    def test_not_a_postgres_url(self, pytester: pytest.Pytester) -> None:
+        write_project(pytester, "app_test")
+        output = self.run_failing(pytester, "--db-url", "mysql://u:hunter2@localhost/app_test")
+        assert "is not a PostgreSQL URL" in output
+        assert "hunter2" not in output
+
+    def test_unsafe_base_name(self, pytester: pytest.Pytester, server_url: URL) -> None:
+        write_project(pytester, "finance")
+        output = self.run_failing(pytester, "--db-url", render(server_url.set(database="finance")))
+        assert "refusing base database name 'finance'" in output
+
+    def test_schema_that_does_not_import(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+    ) -> None:
+        write_project(pytester, base_name)
+        external_env(monkeypatch, server_url, base_name)
+        output = self.run_failing(pytester, "--db-schema", "no_such_module:Base")
+        assert "schema source 'no_such_module:Base' does not import" in output
+
+    def test_failing_migration(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+    ) -> None:
+        write_project(pytester, base_name)
+        pytester.makepyfile(
+            broken="""
+            from sqlalchemy import Column, Integer, MetaData, Table, text, DDL, event
+            metadata = MetaData()
+            items = Table("items", metadata, Column("id", Integer, primary_key=True))
+            event.listen(items, "after_create", DDL("ALTER TABLE items ADD COLUMN x no_such_type"))
+            """
+        )
+        external_env(monkeypatch, server_url, base_name)
+        output = self.run_failing(pytester, "--db-schema", "broken:metadata")
+        assert "building the schema from metadata (broken:metadata) failed" in output
+        assert 'type "no_such_type" does not exist' in output
+        assert database_names(server_url, base_name) == set()
+
+    def test_foreign_database_with_the_base_name(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+    ) -> None:
+        write_project(pytester, base_name)
+        external_env(monkeypatch, server_url, base_name)
+        create_unmarked(server_url, base_name)
+        output = self.run_failing(pytester)
+        assert f"refusing to drop database '{base_name}'" in output
+        assert base_name in database_names(server_url, base_name)
+
+    def test_fixtures_without_configuration(self, pytester: pytest.Pytester) -> None:
+        pytester.makepyfile("def test_needs_db(db_url):\n    pass\n")
+        result = pytester.runpytest_subprocess()
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*ci-kit is not enabled for this run*"])
+
+
+def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "ci-kit: a PostgreSQL database per xdist worker:",
+            "*--db-url=URL*",
+            "*--db-schema=*",
+            "*--db-isolation=*",
+            "*--db-reuse*",
+        ]
+    )
+
+
+class TestCrashesAndConcurrency:
+    def test_a_killed_runs_databases_are_swept_by_the_next_run_and_foreign_ones_survive(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+    ) -> None:
+        write_project(pytester, base_name, count=1)
+        bystander = f"{base_name}_gw7"
+        create_unmarked(server_url, bystander)
+        started = pytester.path / "started"
+        pytester.makepyfile(
+            test_hang=f"""
+            import pathlib, time
+            def test_hangs(db_url):
+                pathlib.Path({str(started)!r} + db_url.database).touch()
+                time.sleep(120)
+            """
+        )
+        external_env(monkeypatch, server_url, base_name)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:randomly"],
+            cwd=pytester.path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not list(pytester.path.glob("started*")):
+                assert time.monotonic() < deadline, "the inner run never started its test"
+                time.sleep(0.1)
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        leftovers = database_names(server_url, f"{base_name}_gw") - {bystander}
+        assert leftovers, "the killed run should have left its worker databases"
+
+        pytester.path.joinpath("test_hang.py").unlink()
+        result = pytester.runpytest_subprocess("-p", "no:randomly")
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines(["*dropped * leftover database(s)*"])
+        assert database_names(server_url, f"{base_name}_gw") == {bystander}
+
+    def test_two_runs_at_once_on_one_server_both_pass(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+    ) -> None:
+        log = write_project(pytester, base_name, count=20)
+        external_env(monkeypatch, server_url, base_name)
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:randomly", "-q"],
+                cwd=pytester.path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [run.communicate(timeout=300)[0] for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], outputs
+        rows = seen(log)
+        assert len(rows) == 80
+        assert {row["seen"] for row in rows} == {0}
+        assert len({row["db"] for row in rows}) == 4  # two workers each, distinct names
+        assert database_names(server_url, f"{base_name}_gw") == set()

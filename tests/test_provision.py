@@ -1,0 +1,218 @@
+"""Databases created, cloned, swept and dropped on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import URL
+
+from ci import provision
+from ci.dburl import with_database
+from ci.errors import AuthenticationFailed, ForeignDatabase, PermissionDenied, ServerUnreachable
+from ci.provision import Admin, Mark
+from tests.conftest import TEST_PASSWORD, connect_to, create_unmarked, database_names
+
+
+@pytest.fixture
+def other_run(server_url: URL) -> Iterator[Admin]:
+    """A second, live run: its own connection holding its run lock."""
+    other = Admin(server_url)
+    other.lock(provision.run_lock("otherrun"))
+    yield other
+    other.close()
+
+
+def make_table(url: URL, database: str) -> None:
+    with connect_to(url, database) as conn:
+        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
+        conn.execute("INSERT INTO items (name) VALUES ('seed')")
+
+
+def build_template(admin: Admin, name: str, base: str, run: str = "run1") -> bool:
+    return provision.ensure_template(
+        admin,
+        name,
+        base=base,
+        run_id=run,
+        build=lambda url: make_table(url, str(url.database)),
+    )
+
+
+def test_marks_round_trip_and_ignore_foreign_comments() -> None:
+    mark = Mark("worker", "abc", "app_test")
+    assert Mark.from_comment(mark.to_comment()) == mark
+    assert Mark.from_comment(None) is None
+    assert Mark.from_comment("production data, do not touch") is None
+    assert Mark.from_comment("ci-kit {not json") is None
+
+
+def test_template_is_built_once_then_reused(admin: Admin, base_name: str) -> None:
+    template = f"{base_name}_tpl"
+    assert build_template(admin, template, base_name)
+    assert not build_template(admin, template, base_name)
+    exists, mark = admin.mark_of(template)
+    assert exists
+    assert mark == Mark("template", "run1", base_name, ready=True)
+
+
+def test_two_runs_building_at_once_build_the_template_once(server_url: URL, base_name: str) -> None:
+    template = f"{base_name}_tpl"
+    results: list[bool] = []
+
+    def run(run_id: str) -> None:
+        admin = Admin(server_url)
+        try:
+            results.append(build_template(admin, template, base_name, run_id))
+        finally:
+            admin.close()
+
+    threads = [threading.Thread(target=run, args=(f"run{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, False, True]
+
+
+def test_a_failed_build_leaves_no_template(admin: Admin, base_name: str) -> None:
+    template = f"{base_name}_tpl"
+
+    def broken(url: URL) -> None:
+        raise RuntimeError("migration 0007 is broken")
+
+    with pytest.raises(RuntimeError, match="0007"):
+        provision.ensure_template(admin, template, base=base_name, run_id="r", build=broken)
+    assert admin.mark_of(template) == (False, None)
+
+
+def test_an_unsealed_template_from_a_crashed_build_is_rebuilt(admin: Admin, base_name: str) -> None:
+    template = f"{base_name}_tpl"
+    admin.create(template, Mark("template", "crashed", base_name, ready=False))
+    assert build_template(admin, template, base_name)
+    assert admin.mark_of(template)[1] == Mark("template", "run1", base_name, ready=True)
+
+
+def test_clones_carry_the_schema_rows_and_settings(admin: Admin, base_name: str) -> None:
+    template = f"{base_name}_tpl"
+    build_template(admin, template, base_name)
+    worker = f"{base_name}_gw0"
+    provision.clone(
+        admin, template, worker, Mark("worker", "run1", base_name), {"timezone": "Asia/Tokyo"}
+    )
+    with connect_to(admin.server_url, worker) as conn:
+        assert conn.execute("SELECT name FROM items").fetchall() == [("seed",)]
+        assert conn.execute("SHOW timezone").fetchone() == ("Asia/Tokyo",)
+
+
+def test_recloning_replaces_a_dead_or_same_runs_copy_only(
+    admin: Admin, base_name: str, other_run: Admin
+) -> None:
+    template = f"{base_name}_tpl"
+    build_template(admin, template, base_name)
+    worker = f"{base_name}_gw0"
+    provision.clone(admin, template, worker, Mark("worker", "deadrun", base_name), {})
+    provision.clone(admin, template, worker, Mark("worker", "otherrun", base_name), {})
+    provision.clone(admin, template, worker, Mark("worker", "otherrun", base_name), {})
+    with pytest.raises(ForeignDatabase):
+        provision.clone(admin, template, worker, Mark("worker", "run1", base_name), {})
+
+
+def test_an_unmarked_database_is_never_dropped(admin: Admin, base_name: str) -> None:
+    name = f"{base_name}_gw0"
+    create_unmarked(admin.server_url, name)
+    with pytest.raises(ForeignDatabase, match="refusing to drop"):
+        admin.drop(name, allowed=lambda mark: True)
+    assert provision.sweep(admin, run_id="mine", base=base_name, keep_template="") == []
+    assert provision.drop_run_databases(admin, "mine") == []
+    assert name in database_names(admin.server_url, base_name)
+
+
+def test_sweep_drops_a_dead_runs_databases_and_spares_a_live_runs(
+    admin: Admin, base_name: str, other_run: Admin
+) -> None:
+    admin.create(f"{base_name}_gw0", Mark("worker", "deadrun", base_name))
+    admin.create(f"{base_name}_gw0_f1", Mark("fresh", "deadrun", base_name))
+    admin.create(f"{base_name}_r_gw0", Mark("worker", "otherrun", base_name))
+    swept = provision.sweep(admin, run_id="mine", base=base_name, keep_template="")
+    assert sorted(swept) == [f"{base_name}_gw0", f"{base_name}_gw0_f1"]
+    assert database_names(admin.server_url, base_name) == {f"{base_name}_r_gw0"}
+
+
+def test_sweep_drops_older_templates_of_the_same_base_unless_in_use(
+    admin: Admin, base_name: str, server_url: URL
+) -> None:
+    old, in_use, current = (f"{base_name}_tpl_{n}" for n in ("old", "used", "new"))
+    for name in (old, in_use, current):
+        build_template(admin, name, base_name)
+    admin.close()  # releases this run's shared locks on all three templates
+    user = Admin(server_url)
+    user.lock(provision.template_use_lock(in_use), shared=True)
+    sweeper = Admin(server_url)
+    try:
+        swept = provision.sweep(sweeper, run_id="mine", base=base_name, keep_template=current)
+    finally:
+        sweeper.close()
+        user.close()
+    assert swept == [old]
+    assert database_names(server_url, base_name) == {in_use, current}
+
+
+def test_drop_run_databases_takes_only_this_runs_workers(admin: Admin, base_name: str) -> None:
+    build_template(admin, f"{base_name}_tpl", base_name)
+    admin.create(f"{base_name}_gw0", Mark("worker", "mine", base_name))
+    admin.create(f"{base_name}_gw1", Mark("worker", "mine", base_name))
+    admin.create(f"{base_name}_x_gw0", Mark("worker", "someone", base_name))
+    dropped = provision.drop_run_databases(admin, "mine")
+    assert sorted(dropped) == [f"{base_name}_gw0", f"{base_name}_gw1"]
+    assert database_names(admin.server_url, base_name) == {
+        f"{base_name}_tpl",
+        f"{base_name}_x_gw0",
+    }
+
+
+def test_drop_succeeds_with_clients_still_connected(admin: Admin, base_name: str) -> None:
+    name = f"{base_name}_gw0"
+    admin.create(name, Mark("worker", "mine", base_name))
+    client = connect_to(admin.server_url, name)
+    admin.drop(name, allowed=lambda mark: mark.run == "mine")
+    assert name not in database_names(admin.server_url, base_name)
+    client.close()
+
+
+def test_run_liveness_follows_the_run_lock(admin: Admin, other_run: Admin) -> None:
+    assert admin.run_is_alive("otherrun")
+    assert not admin.run_is_alive("nobody")
+    other_run.close()
+    assert not admin.run_is_alive("otherrun")
+
+
+def test_wrong_password_is_one_line_without_the_password(server_url: URL) -> None:
+    with pytest.raises(AuthenticationFailed) as caught:
+        Admin(server_url.set(password="wrong" + TEST_PASSWORD))
+    message = str(caught.value)
+    assert "password authentication failed for role 'ci_kit'" in message
+    assert TEST_PASSWORD not in message
+    assert "\n" not in message
+
+
+def test_an_unreachable_server_is_one_line(server_url: URL) -> None:
+    with pytest.raises(ServerUnreachable) as caught:
+        Admin(server_url.set(host="127.0.0.1", port=1))
+    assert "cannot reach PostgreSQL at" in str(caught.value)
+    assert TEST_PASSWORD not in str(caught.value)
+
+
+def test_a_role_without_createdb_is_told_how_to_fix_it(server_url: URL, base_name: str) -> None:
+    admin = Admin(server_url.set(username="ci_kit_nocreatedb"))
+    try:
+        with pytest.raises(PermissionDenied, match="ALTER ROLE ci_kit_nocreatedb CREATEDB"):
+            admin.create(f"{base_name}_gw0", Mark("worker", "r", base_name))
+    finally:
+        admin.close()
+
+
+def test_url_of_keeps_the_password(admin: Admin) -> None:
+    assert admin.url_of("x_test") == with_database(admin.server_url, "x_test")
+    assert admin.url_of("x_test").password == TEST_PASSWORD

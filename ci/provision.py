@@ -34,6 +34,7 @@ from ci.errors import (
 MarkKind = Literal["worker", "template", "fresh"]
 _MARK_PREFIX = "ci-kit "
 _CONNECT_TIMEOUT_SECONDS = 10
+_SWEEP_LOCK = "ci-kit:sweep"
 
 
 @dataclass(frozen=True)
@@ -245,12 +246,17 @@ class Admin:
                 "or choose another base name"
             )
         identifier = sql.Identifier(name)
-        self._ddl(
-            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false ALLOW_CONNECTIONS false").format(
-                identifier
-            ),
-            name,
-        )
+        try:
+            self._ddl(
+                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false ALLOW_CONNECTIONS false").format(
+                    identifier
+                ),
+                name,
+            )
+        except psycopg.errors.InvalidCatalogName:
+            return  # another run's sweep dropped it since we looked
+        except psycopg.errors.ObjectNotInPrerequisiteState:
+            pass  # left invalid by an interrupted DROP: dropping is all it allows
         self._ddl(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier), name)
 
     # Plumbing ---------------------------------------------------------------
@@ -348,6 +354,15 @@ def sweep(admin: Admin, *, run_id: str, base: str, keep_template: str) -> list[s
     Only marked databases are considered; a database of a live run, or a template
     another run is using or building, is left alone.
     """
+    if not admin.try_lock(_SWEEP_LOCK):
+        return []  # another run is sweeping right now; what it misses, the next run takes
+    try:
+        return _sweep(admin, run_id=run_id, base=base, keep_template=keep_template)
+    finally:
+        admin.unlock(_SWEEP_LOCK)
+
+
+def _sweep(admin: Admin, *, run_id: str, base: str, keep_template: str) -> list[str]:
     dropped: list[str] = []
     for name, mark in admin.marks().items():
         if mark is None or mark.run == run_id or name == keep_template:

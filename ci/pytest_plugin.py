@@ -9,6 +9,7 @@ turns the kit's errors into one-line usage errors.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import pytest
@@ -24,13 +25,14 @@ from ci.fixtures import (
     db_session,
     db_url,
 )
-from ci.lifecycle import PreparedRun, RunPlan, WorkerDatabases
+from ci.lifecycle import RunPlan, RunReport, WorkerDatabases, prepared_run_from_env
 
 __all__ = ["db_connection", "db_engine", "db_session", "db_url"]
 
 _WIRE_KEY = "ci_kit"
 _CONFIG_KEY = pytest.StashKey[KitConfig]()
-_RUN_KEY = pytest.StashKey[PreparedRun]()
+_REPORT_KEY = pytest.StashKey[RunReport]()
+_STARTED_KEY = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,6 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{ISOLATION_MARKER}(mode): per-test database isolation: 'rollback' (default), "
         "'truncate' (real commits, tables emptied after) or 'fresh' (a clone of its own)",
     )
+    config.stash[_STARTED_KEY] = time.perf_counter()
     try:
         kit = _load_config(config)
         config.stash[_CONFIG_KEY] = kit
@@ -65,19 +68,46 @@ def pytest_configure(config: pytest.Config) -> None:
         if workerinput is not None:
             if _WIRE_KEY in workerinput:
                 _open_databases(config, RunPlan.from_wire(workerinput[_WIRE_KEY]), workerinput)
-        elif kit.enabled and not _only_informs(config):
-            run = _prepare_run(config, kit)
-            if _is_xdist_controller(config):
-                config.pluginmanager.register(_ControllerHooks(run.plan), "ci_kit_controller")
+        elif not _only_informs(config):
+            handed_over = prepared_run_from_env(os.environ)
+            if handed_over is not None:
+                plan, config.stash[_REPORT_KEY] = handed_over
+            elif kit.enabled:
+                plan = _prepare_run(config, kit)
             else:
-                _open_databases(config, run.plan, None)
+                return
+            if _is_xdist_controller(config):
+                config.pluginmanager.register(_ControllerHooks(plan), "ci_kit_controller")
+            else:
+                _open_databases(config, plan, None)
     except CiKitError as error:
         raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    run = config.stash.get(_RUN_KEY, None)
-    return [f"ci-kit: {line}" for line in run.report.lines()] if run else []
+    report = config.stash.get(_REPORT_KEY, None)
+    return [f"ci-kit: {line}" for line in report.lines()] if report else []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """One closing line: tests, workers, time, server, template."""
+    report = config.stash.get(_REPORT_KEY, None)
+    if report is None or hasattr(config, "workerinput"):
+        return
+    outcomes = {
+        key: len(terminalreporter.stats.get(key, []))
+        for key in ("passed", "failed", "error", "skipped")
+    }
+    tests = sum(outcomes.values())
+    detail = ", ".join(f"{count} {key}" for key, count in outcomes.items() if count)
+    workers = config.getoption("numprocesses", None) if _is_xdist_controller(config) else None
+    where = f"{workers} workers" if workers else "1 process"
+    seconds = time.perf_counter() - config.stash[_STARTED_KEY]
+    terminalreporter.write_line(
+        f"ci-kit: {tests} tests ({detail or 'none run'}) on {where} in {seconds:.1f} s; "
+        f"{report.summary()}"
+    )
 
 
 class _ControllerHooks:
@@ -95,7 +125,7 @@ def _load_config(config: pytest.Config) -> KitConfig:
     return load_config(config.rootpath, read_pyproject_table(config.rootpath), os.environ, cli)
 
 
-def _prepare_run(config: pytest.Config, kit: KitConfig) -> PreparedRun:
+def _prepare_run(config: pytest.Config, kit: KitConfig) -> RunPlan:
     from ci.lifecycle import prepare_run
 
     writer = config.get_terminal_writer()
@@ -109,7 +139,7 @@ def _prepare_run(config: pytest.Config, kit: KitConfig) -> PreparedRun:
             log(command)
 
     run = prepare_run(kit, log=log, echo=echo)
-    config.stash[_RUN_KEY] = run
+    config.stash[_REPORT_KEY] = run.report
 
     def close() -> None:
         dropped = run.close()
@@ -117,7 +147,7 @@ def _prepare_run(config: pytest.Config, kit: KitConfig) -> PreparedRun:
             log(f"dropped {len(dropped)} test database(s)")
 
     config.add_cleanup(close)
-    return run
+    return run.plan
 
 
 def _open_databases(

@@ -8,6 +8,7 @@ one are skipped locally and fail in CI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -57,7 +58,8 @@ def base_name(server_url: URL) -> Iterator[str]:
         ).fetchall()
         for (name,) in names:
             ident = sql.Identifier(name)
-            conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(ident))
+            with contextlib.suppress(psycopg.errors.ObjectNotInPrerequisiteState):
+                conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(ident))
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
 
 

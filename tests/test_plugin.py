@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci.dburl import render
+from ci.lifecycle import reuse_data_dir
+from ci.postgres import stop_persistent
 from tests.conftest import TEST_PASSWORD, create_unmarked, database_names
 
 MODELS = """
@@ -100,6 +103,21 @@ class TestEmbeddedServer:
         assert len(by_worker) > 1
         assert all(db == f"embedded_test_{worker}" for worker, db in by_worker.items())
         assert all(row["seen"] == 0 for row in rows)
+
+    def test_reuse_keeps_the_server_and_its_template_for_the_next_run(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        write_project(pytester, "embedded_test", count=1)
+        data_dir = reuse_data_dir(pytester.path)
+        try:
+            first = pytester.runpytest_subprocess("--db-reuse", "-p", "no:randomly")
+            first.stdout.fnmatch_lines(["*embedded, kept for reuse*", "*template*built*"])
+            second = pytester.runpytest_subprocess("--db-reuse", "-p", "no:randomly")
+            second.assert_outcomes(passed=2)
+            second.stdout.fnmatch_lines(["*template*reused*"])
+        finally:
+            assert stop_persistent(data_dir)
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 class TestExternalServer:

@@ -216,3 +216,15 @@ def test_a_role_without_createdb_is_told_how_to_fix_it(server_url: URL, base_nam
 def test_url_of_keeps_the_password(admin: Admin) -> None:
     assert admin.url_of("x_test") == with_database(admin.server_url, "x_test")
     assert admin.url_of("x_test").password == TEST_PASSWORD
+
+
+def test_only_one_run_sweeps_at_a_time(admin: Admin, base_name: str, server_url: URL) -> None:
+    admin.create(f"{base_name}_gw0", Mark("worker", "deadrun", base_name))
+    sweeper = Admin(server_url)
+    try:
+        assert sweeper.try_lock("ci-kit:sweep")
+        assert provision.sweep(admin, run_id="mine", base=base_name, keep_template="") == []
+    finally:
+        sweeper.close()
+    swept = provision.sweep(admin, run_id="mine", base=base_name, keep_template="")
+    assert swept == [f"{base_name}_gw0"]

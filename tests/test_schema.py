@@ -1,0 +1,174 @@
+"""Schema sources: what shapes a template's fingerprint, and building it for real."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
+
+from ci.errors import MigrationFailed, SchemaSourceError
+from ci.provision import Admin, Mark
+from ci.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
+
+ENV_PY = """
+from alembic import context
+from sqlalchemy import create_engine
+
+config = context.config
+
+def run_migrations_online():
+    connection = config.attributes.get("connection")
+    if connection is None:
+        with create_engine(config.get_main_option("sqlalchemy.url")).connect() as connection:
+            context.configure(connection=connection, target_metadata=None)
+            with context.begin_transaction():
+                context.run_migrations()
+        return
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+
+run_migrations_online()
+"""
+
+REVISION = """
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{revision}"
+down_revision = {down!r}
+
+def upgrade():
+    {body}
+"""
+
+
+def write_alembic_project(root: Path) -> Path:
+    """A two-revision Alembic project, as ``alembic init`` would lay it out."""
+    (root / "migrations" / "versions").mkdir(parents=True)
+    (root / "alembic.ini").write_text("[alembic]\nscript_location = %(here)s/migrations\n")
+    (root / "migrations" / "env.py").write_text(ENV_PY)
+    add_revision(
+        root,
+        "0001",
+        None,
+        'op.create_table("items", sa.Column("id", sa.Integer, primary_key=True))',
+    )
+    add_revision(root, "0002", "0001", 'op.add_column("items", sa.Column("name", sa.Text))')
+    return root / "alembic.ini"
+
+
+def add_revision(root: Path, revision: str, down: str | None, body: str) -> None:
+    path = root / "migrations" / "versions" / f"{revision}.py"
+    path.write_text(textwrap.dedent(REVISION).format(revision=revision, down=down, body=body))
+
+
+@pytest.fixture
+def scratch_db(admin: Admin, base_name: str) -> Iterator[URL]:
+    """An empty database for a schema build, dropped afterwards."""
+    name = f"{base_name}_schema"
+    admin.create(name, Mark("worker", "schema-test", base_name))
+    yield admin.url_of(name)
+    admin.drop(name, allowed=lambda mark: True)
+
+
+def build_into(url: URL, source: SchemaSource, root: Path) -> set[str]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            build_schema(source, connection, root=root)
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+class TestParsing:
+    def test_nothing_means_an_empty_template(self, tmp_path: Path) -> None:
+        assert parse_schema_source(None, tmp_path) == SchemaSource("empty")
+
+    def test_an_ini_path_is_alembic_relative_to_the_root(self, tmp_path: Path) -> None:
+        ini = write_alembic_project(tmp_path)
+        assert parse_schema_source("alembic.ini", tmp_path) == SchemaSource("alembic", str(ini))
+
+    def test_a_missing_ini_is_one_line(self, tmp_path: Path) -> None:
+        with pytest.raises(SchemaSourceError, match="no such Alembic config file"):
+            parse_schema_source("db/alembic.ini", tmp_path)
+
+    @pytest.mark.parametrize("value", ["models", "models:", ":Base", "a b c"])
+    def test_other_shapes_are_refused(self, tmp_path: Path, value: str) -> None:
+        with pytest.raises(SchemaSourceError, match=r"neither a path to alembic\.ini"):
+            parse_schema_source(value, tmp_path)
+
+
+class TestFingerprint:
+    def test_changes_with_any_migration_or_env_py_and_with_the_server(self, tmp_path: Path) -> None:
+        source = parse_schema_source(str(write_alembic_project(tmp_path)), tmp_path)
+        first = fingerprint(source, server_major=15, root=tmp_path)
+        assert fingerprint(source, server_major=15, root=tmp_path) == first
+        assert fingerprint(source, server_major=16, root=tmp_path) != first
+
+        add_revision(tmp_path, "0003", "0002", 'op.create_index("ix_name", "items", ["name"])')
+        second = fingerprint(source, server_major=15, root=tmp_path)
+        assert second != first
+
+        env = tmp_path / "migrations" / "env.py"
+        env.write_text(env.read_text() + "\n# tweak\n")
+        assert fingerprint(source, server_major=15, root=tmp_path) not in (first, second)
+
+    def test_bytecode_caches_do_not_count(self, tmp_path: Path) -> None:
+        source = parse_schema_source(str(write_alembic_project(tmp_path)), tmp_path)
+        before = fingerprint(source, server_major=15, root=tmp_path)
+        cache = tmp_path / "migrations" / "versions" / "__pycache__"
+        cache.mkdir()
+        (cache / "0001.cpython-311.pyc").write_bytes(b"\x00")
+        assert fingerprint(source, server_major=15, root=tmp_path) == before
+
+    def test_metadata_fingerprint_follows_its_ddl(self, tmp_path: Path) -> None:
+        module = tmp_path / "fp_models.py"
+        module.write_text(
+            "from sqlalchemy import Column, Integer, MetaData, Table\n"
+            "metadata = MetaData()\n"
+            "Table('t', metadata, Column('id', Integer, primary_key=True))\n"
+        )
+        source = parse_schema_source("fp_models:metadata", tmp_path)
+        first = fingerprint(source, server_major=15, root=tmp_path)
+        assert first == fingerprint(source, server_major=15, root=tmp_path)
+        assert first != fingerprint(SchemaSource("empty"), server_major=15, root=tmp_path)
+
+    @pytest.mark.parametrize(
+        ("target", "complaint"),
+        [
+            ("no_such_module_xyz:metadata", "does not import: ModuleNotFoundError"),
+            ("json:metadata", "module 'json' has no attribute 'metadata'"),
+            ("json:dumps", "is a function, not a MetaData"),
+        ],
+    )
+    def test_bad_metadata_targets_are_one_line(
+        self, tmp_path: Path, target: str, complaint: str
+    ) -> None:
+        with pytest.raises(SchemaSourceError, match=complaint):
+            fingerprint(SchemaSource("metadata", target), server_major=15, root=tmp_path)
+
+
+class TestBuild:
+    def test_alembic_history_is_applied_on_the_shared_connection(
+        self, tmp_path: Path, scratch_db: URL
+    ) -> None:
+        source = parse_schema_source(str(write_alembic_project(tmp_path)), tmp_path)
+        assert build_into(scratch_db, source, tmp_path) == {"items", "alembic_version"}
+
+    def test_a_broken_migration_names_the_error(self, tmp_path: Path, scratch_db: URL) -> None:
+        write_alembic_project(tmp_path)
+        add_revision(tmp_path, "0003", "0002", 'op.execute("ALTER TABLE nowhere ADD x int")')
+        source = parse_schema_source("alembic.ini", tmp_path)
+        with pytest.raises(MigrationFailed) as caught:
+            build_into(scratch_db, source, tmp_path)
+        message = str(caught.value)
+        assert 'relation "nowhere" does not exist' in message
+        assert "\n" not in message
+        assert "p@ss" not in message

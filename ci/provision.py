@@ -202,6 +202,17 @@ class Admin:
         self._ddl(statement, name)
         self.set_mark(name, mark)
 
+    def ensure_database(self, name: str) -> bool:
+        """Create an unmarked database unless it exists: one the kit will never drop.
+
+        For development databases (``python -m ci server --database``), which
+        belong to the person who asked for them, not to a test run.
+        """
+        if self.mark_of(name)[0]:
+            return False
+        self._ddl(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)), name)
+        return True
+
     def set_mark(self, name: str, mark: Mark) -> None:
         self._ddl(
             sql.SQL("COMMENT ON DATABASE {} IS {}").format(

@@ -66,5 +66,29 @@ def test_configuration_errors_are_one_line(pytester: pytest.Pytester) -> None:
 def test_help_explains_the_command(pytester: pytest.Pytester) -> None:
     result = run_cli(pytester, "--help")
     assert result.returncode == 0
-    assert "Prepare a ci-kit run" in result.stdout
+    assert "prepare a ci-kit run" in result.stdout
+    assert "{pytest,server}" in result.stdout
     assert run_cli(pytester).returncode == 2
+
+
+def test_server_keeps_an_embedded_postgres_for_local_development(
+    pytester: pytest.Pytester,
+) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    try:
+        first = run_cli(pytester, "server", "--database", "app_dev")
+        assert first.returncode == 0, first.stderr
+        url = make_url(first.stdout.strip())
+        assert url.database == "app_dev"
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            assert connection.scalar(text("SELECT current_database()")) == "app_dev"
+        engine.dispose()
+        again = run_cli(pytester, "server", "--database", "app_dev")
+        assert again.stdout == first.stdout
+        assert "created database" not in again.stderr
+    finally:
+        stopped = run_cli(pytester, "server", "--stop")
+    assert "stopped the server" in stopped.stdout

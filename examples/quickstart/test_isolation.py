@@ -1,9 +1,8 @@
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
-
 from shop import place_order, revenue
+from sqlalchemy import text
 
 
 @pytest.mark.parametrize("n", range(10))

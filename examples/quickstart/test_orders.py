@@ -1,9 +1,8 @@
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
-
 from shop import Customer, Order, place_order, revenue
+from sqlalchemy import func, select
 
 
 @pytest.mark.parametrize("n", range(25))

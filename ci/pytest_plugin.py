@@ -68,20 +68,31 @@ def pytest_configure(config: pytest.Config) -> None:
         if workerinput is not None:
             if _WIRE_KEY in workerinput:
                 _open_databases(config, RunPlan.from_wire(workerinput[_WIRE_KEY]), workerinput)
-        elif not _only_informs(config):
-            handed_over = prepared_run_from_env(os.environ)
-            if handed_over is not None:
-                plan, config.stash[_REPORT_KEY] = handed_over
-            elif kit.enabled:
-                plan = _prepare_run(config, kit)
-            else:
-                return
-            if _is_xdist_controller(config):
-                config.pluginmanager.register(_ControllerHooks(plan), "ci_kit_controller")
-            else:
-                _open_databases(config, plan, None)
+            return
+        plan = _plan_of_this_run(config, kit)
+        if plan is None:
+            return
+        if _is_xdist_controller(config):
+            config.pluginmanager.register(_ControllerHooks(plan), "ci_kit_controller")
+        else:
+            _open_databases(config, plan, None)
     except CiKitError as error:
         raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
+
+
+def _plan_of_this_run(config: pytest.Config, kit: KitConfig) -> RunPlan | None:
+    """The plan a wrapper prepared (``python -m ci pytest``), or one prepared here.
+
+    None when the kit has nothing to do: not enabled, or a run that only lists or
+    explains (``--help``, ``--collect-only``).
+    """
+    if _only_informs(config):
+        return None
+    handed_over = prepared_run_from_env(os.environ)
+    if handed_over is not None:
+        plan, config.stash[_REPORT_KEY] = handed_over
+        return plan
+    return _prepare_run(config, kit) if kit.enabled else None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -119,6 +119,44 @@ class TestEmbeddedServer:
             assert stop_persistent(data_dir)
             shutil.rmtree(data_dir, ignore_errors=True)
 
+    @pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["serial", "xdist"])
+    def test_ctrl_c_stops_and_deletes_the_server(
+        self, pytester: pytest.Pytester, args: tuple[str, ...]
+    ) -> None:
+        write_project(pytester, "embedded_test", count=1)
+        started = pytester.path / "started"
+        pytester.makepyfile(
+            test_hang=f"""
+            import pathlib, time
+            def test_hangs(db_url):
+                pathlib.Path({str(started)!r}).write_text(db_url.query["host"])
+                time.sleep(120)
+            """
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", *args, "-p", "no:randomly", "-k", "hang"],
+            cwd=pytester.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        wait_for(started, process)
+        socket_dir = Path(started.read_text())
+        assert socket_dir.exists()
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+        output = process.communicate(timeout=60)[0]
+        assert "KeyboardInterrupt" in output
+        assert not socket_dir.exists(), "the embedded cluster outlived the interrupted run"
+
+
+def wait_for(path: Path, process: subprocess.Popen[str], seconds: float = 60) -> None:
+    """Poll for a file an inner run creates once its test is running."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, "the inner run never started its test"
+        time.sleep(0.1)
+
 
 class TestExternalServer:
     @pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["serial", "xdist"])
@@ -362,7 +400,7 @@ class TestCrashesAndConcurrency:
             test_hang=f"""
             import pathlib, time
             def test_hangs(db_url):
-                pathlib.Path({str(started)!r} + db_url.database).touch()
+                pathlib.Path({str(started)!r}).touch()
                 time.sleep(120)
             """
         )
@@ -370,18 +408,16 @@ class TestCrashesAndConcurrency:
         process = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:randomly"],
             cwd=pytester.path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
         try:
-            deadline = time.monotonic() + 60
-            while not list(pytester.path.glob("started*")):
-                assert time.monotonic() < deadline, "the inner run never started its test"
-                time.sleep(0.1)
+            wait_for(started, process)
         finally:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            process.communicate()
         leftovers = database_names(server_url, f"{base_name}_gw") - {bystander}
         assert leftovers, "the killed run should have left its worker databases"
 

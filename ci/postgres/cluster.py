@@ -1,0 +1,299 @@
+"""The embedded cluster: one PostgreSQL server owned by this process.
+
+Without a data directory it is a throwaway cluster in a temporary directory, tuned
+for tests (durability off), reachable only through a private Unix socket, stopped and
+deleted when the run ends; with one it is kept, and reused by the next run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+from sqlalchemy.engine import URL
+
+from ci.dburl import DRIVERNAME, short_hash
+from ci.errors import EmbeddedServerFailed
+from ci.postgres.binaries import PgBinaries, run, server_user, usable_bin_dir
+from ci.postgres.processes import (
+    PREFIX,
+    Log,
+    cluster_root,
+    halt,
+    postmaster,
+    quiet,
+    sweep_orphans,
+    temp_root,
+    write_owner,
+)
+
+_SOCKET_PORT = 5432  # the socket directory is private, so the default port never clashes
+_PORT_ATTEMPTS = 5
+_CONF = "ci-kit.conf"
+_TUNING = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+}
+
+
+class EmbeddedPostgres:
+    """One PostgreSQL cluster owned by this process; a context manager.
+
+    Without ``data_dir`` the cluster is ephemeral: a fresh temporary directory, gone
+    after :meth:`stop`. With it, it is persistent ("reuse" mode): initialised once,
+    reused when already running, and left running by :meth:`stop` so that templates
+    survive to the next run; :func:`stop_persistent` stops it.
+    """
+
+    def __init__(
+        self,
+        binaries: PgBinaries,
+        *,
+        data_dir: Path | None = None,
+        listen: Literal["socket", "tcp"] = "socket",
+        settings: Mapping[str, str] | None = None,
+        log: Log | None = None,
+    ) -> None:
+        self.binaries = binaries
+        self.bin_dir = binaries.bin_dir
+        """The binaries actually run: a copy when root's server user cannot reach them."""
+        self.persistent_dir = None if data_dir is None else Path(data_dir).absolute()
+        self.listen = listen
+        self.settings = {**_TUNING, **(settings or {})}
+        self.directory: Path | None = None
+        """The temporary directory (ephemeral) or the data directory (persistent)."""
+        self.url: URL | None = None
+        self._log = log or quiet
+        self._user: pwd.struct_passwd | None = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> URL:
+        """Start (in reuse mode, maybe just find) the server; a URL connecting as postgres."""
+        if self.url is not None:
+            return self.url
+        sweep_orphans(log=self._log)
+        self._user = server_user()
+        try:
+            self.bin_dir = usable_bin_dir(self.binaries, self._user, self._log)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise self._failed("preparing the binaries", str(exc)) from exc
+        if self.persistent_dir is None:
+            self.url = self._start_ephemeral()
+        else:
+            with _locked(self.persistent_dir):
+                self.url = self._start_persistent(self.persistent_dir)
+        return self.url
+
+    def stop(self) -> None:
+        """Stop and delete an ephemeral cluster; leave a persistent one running. Idempotent."""
+        atexit.unregister(self.stop)
+        url, self.url = self.url, None
+        if self.persistent_dir is None:
+            self._discard()
+        elif url is not None:
+            self._log(
+                f"leaving PostgreSQL running from {self.persistent_dir} for the next run; "
+                f"stop it with: python -m ci.postgres stop {shlex.quote(str(self.persistent_dir))}"
+            )
+
+    def _start_ephemeral(self) -> URL:
+        base = Path(tempfile.mkdtemp(prefix=PREFIX, dir=cluster_root()))
+        self.directory = base
+        try:
+            write_owner(base)
+            self._give(base)
+            self._initdb(base / "data")
+            url = self._launch(base / "data", base, base / "server.log")
+        except BaseException:
+            self._discard()
+            raise
+        atexit.register(self.stop)
+        return url
+
+    def _start_persistent(self, data_dir: Path) -> URL:
+        self.directory = data_dir
+        url = _running_url(data_dir)
+        if url is not None:
+            self._log(f"reusing the PostgreSQL server already running from {data_dir}")
+            return url
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if not (data_dir / "PG_VERSION").exists():
+            self._give(data_dir)
+            data_dir.chmod(0o700)
+            self._initdb(data_dir)
+        socket_dir = data_dir
+        if len(os.fsencode(data_dir)) > 80:  # a socket address holds ~100 bytes
+            socket_dir = temp_root() / f"ci-kit-sock-{short_hash(str(data_dir))}"
+            socket_dir.mkdir(mode=0o700, exist_ok=True)
+            self._give(socket_dir)
+        return self._launch(data_dir, socket_dir, data_dir / "server.log")
+
+    def _initdb(self, data: Path) -> None:
+        initdb: list[str | Path] = [self.bin_dir / "initdb", "-D", data, "--auth=trust"]
+        flags = ["--username=postgres", "--encoding=UTF8", "--locale=C", "--no-sync"]
+        done = self._exec("initdb", [*initdb, *flags, "--no-instructions"])
+        if done.returncode != 0:
+            raise self._failed("initdb", _last_line(done.stderr + done.stdout))
+        with (data / "postgresql.conf").open("a") as conf:
+            conf.write(f"\ninclude_if_exists = '{_CONF}'\n")
+
+    def _launch(self, data: Path, socket_dir: Path, logfile: Path) -> URL:
+        """``pg_ctl start``, retrying TCP ports another process took since we picked them."""
+        attempt = 0
+        while True:
+            attempt += 1
+            port = _SOCKET_PORT if self.listen == "socket" else _free_port()
+            via = socket_dir if self.listen == "socket" else None
+            self._configure(data, port, via)
+            offset = logfile.stat().st_size if logfile.exists() else 0
+            done = self._exec(
+                "pg_ctl start", [*self._ctl(data), "-l", logfile, "-w", "-t", "60", "start"]
+            )
+            if done.returncode == 0:
+                return _url(port, via)
+            server_log = _read_from(logfile, offset)
+            if via is None and "already in use" in server_log and attempt < _PORT_ATTEMPTS:
+                continue
+            raise self._failed("starting the server", _last_line(server_log or done.stderr))
+
+    def _configure(self, data: Path, port: int, socket_dir: Path | None) -> None:
+        """Rewritten at each start: a reused data directory may need another port."""
+        values = {
+            **self.settings,
+            "port": str(port),
+            "listen_addresses": "" if socket_dir else "127.0.0.1",
+            "unix_socket_directories": str(socket_dir or ""),
+        }
+        quote = {ord("'"): "''", ord("\\"): "\\\\"}
+        conf = data / _CONF
+        conf.write_text("".join(f"{k} = '{v.translate(quote)}'\n" for k, v in values.items()))
+        self._give(conf)
+
+    def _discard(self) -> None:
+        """Stop the server, if any, and delete the temporary directory."""
+        base, self.directory = self.directory, None
+        if base is None or self.persistent_dir is not None:
+            return
+        data = base / "data"
+        if postmaster(data) is not None:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                run([*self._ctl(data), "stop", "-m", "fast", "-w"], self._user, self._log)
+            halt(data, self._log, signal.SIGQUIT)  # only if pg_ctl did not stop it
+        shutil.rmtree(base, ignore_errors=True)
+
+    def _ctl(self, data: Path) -> list[str | Path]:
+        return [self.bin_dir / "pg_ctl", "-D", data]
+
+    def _exec(self, step: str, argv: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
+        try:
+            return run(argv, self._user, self._log)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise self._failed(step, str(exc)) from exc
+
+    def _give(self, path: Path) -> None:
+        if self._user is not None:
+            os.chown(path, self._user.pw_uid, self._user.pw_gid)
+
+    def _failed(self, step: str, detail: str) -> EmbeddedServerFailed:
+        origin = f"PostgreSQL {self.binaries.version} ({self.binaries.origin})"
+        return EmbeddedServerFailed(f"embedded {origin}: {step} failed: {detail}")
+
+
+def _running_url(data: Path) -> URL | None:
+    """The URL of a server already running from ``data`` and answering, read off its pid file."""
+    if postmaster(data) is None:
+        return None
+    try:
+        lines = (data / "postmaster.pid").read_text().splitlines()
+        port, socket_dir, status = int(lines[3]), lines[4].strip(), lines[7].strip()
+    except (OSError, IndexError, ValueError):
+        return None
+    if status != "ready":
+        return None
+    if socket_dir:
+        answers = _answers(socket.AF_UNIX, f"{socket_dir}/.s.PGSQL.{port}")
+        return _url(port, Path(socket_dir)) if answers else None
+    return _url(port, None) if _answers(socket.AF_INET, ("127.0.0.1", port)) else None
+
+
+def _answers(family: socket.AddressFamily, address: str | tuple[str, int]) -> bool:
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(address)
+        except OSError:
+            return False
+        return True
+
+
+def _url(port: int, socket_dir: Path | None) -> URL:
+    if socket_dir is None:
+        return URL.create(
+            DRIVERNAME, username="postgres", host="127.0.0.1", port=port, database="postgres"
+        )
+    query = {"host": str(socket_dir), "port": str(port)}
+    return URL.create(DRIVERNAME, username="postgres", database="postgres", query=query)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _locked(data_dir: Path) -> Iterator[None]:
+    """Serialise runs sharing a persistent cluster: the second reuses the first's server."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with (data_dir.parent / f".{data_dir.name}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _read_from(logfile: Path, offset: int) -> str:
+    try:
+        with logfile.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _last_line(text: str) -> str:
+    """The line most likely to say what went wrong, without the log line prefix."""
+    prefix = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ")
+    lines = [prefix.sub("", line.strip()) for line in text.splitlines() if line.strip()]
+    errors = [i for i, line in enumerate(lines) if re.search(r"\b(FATAL|PANIC|ERROR|error):", line)]
+    if not errors:
+        return lines[-1] if lines else "no output"
+    last = errors[-1]
+    if lines[last].endswith("contains errors") and last > 0:  # the bad setting is the line before
+        return f"{lines[last - 1]}; {lines[last]}"
+    return lines[last]

@@ -1,0 +1,147 @@
+"""Where clusters live, who owns them, and stopping their postmasters.
+
+A killed run never reaches its teardown and its postmaster, in its own session,
+outlives it: every start first sweeps the clusters whose owner is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+Log = Callable[[str], None]
+
+PREFIX = "ci-kit-pg-"
+"""Temporary clusters are ``<tempdir>/ci-kit-pg-*``; :func:`sweep_orphans` looks there."""
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def stop_persistent(data_dir: Path, *, log: Log | None = None) -> bool:
+    """Stop the server a persistent ``data_dir`` left running; False when none was.
+
+    Signals the postmaster directly (SIGINT is pg_ctl's fast shutdown), so no binaries,
+    and no matching major version, are needed.
+    """
+    return halt(Path(data_dir).absolute(), log or quiet, signal.SIGINT)
+
+
+def sweep_orphans(*, log: Log | None = None) -> list[Path]:
+    """Stop and delete the temporary clusters whose owning process is gone.
+
+    A directory without our ``owner.json``, or whose owner is alive, is never touched.
+    """
+    say = log or quiet
+    swept: list[Path] = []
+    roots = {cluster_root(), temp_root()}
+    for base in sorted(path for root in roots for path in root.glob(f"{PREFIX}*")):
+        try:
+            owner = json.loads((base / "owner.json").read_text())
+            pid, started = int(owner["pid"]), owner.get("proc_start")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if _owner_alive(pid, started):
+            continue
+        say(f"removing orphaned PostgreSQL cluster {base} (its owner, pid {pid}, is gone)")
+        halt(base / "data", say, signal.SIGQUIT)
+        shutil.rmtree(base, ignore_errors=True)
+        swept.append(base)
+    return swept
+
+
+def cluster_root() -> Path:
+    """Where clusters live: in RAM (``/dev/shm``) when the machine has it.
+
+    Cloning a template is dominated by file creation, not fsync: measured here,
+    ``CREATE DATABASE ... TEMPLATE`` took about 300 ms on disk and 12 ms in RAM,
+    with ``fsync`` off in both cases.
+    """
+    shm = Path("/dev/shm")  # noqa: S108 - clusters get private 0700 dirs inside it
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return temp_root()
+
+
+def temp_root() -> Path:
+    """The temp dir, unless so deep that a socket path in it would outgrow ~100 bytes."""
+    root = Path(tempfile.gettempdir())
+    return root if len(os.fsencode(root)) <= 60 else Path("/tmp")  # noqa: S108
+
+
+def write_owner(base: Path) -> None:
+    """Atomically, so that a sweeper never mistakes a half-written file for a stranger's."""
+    owner = {"pid": os.getpid(), "started": time.time(), "proc_start": _proc_start(os.getpid())}
+    staging = base / "owner.json.tmp"
+    staging.write_text(json.dumps(owner))
+    staging.replace(base / "owner.json")
+
+
+def _proc_start(pid: int) -> str | None:
+    """The process's start time in clock ticks: with the pid, it tells reused pids apart."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _owner_alive(pid: int, started: object) -> bool:
+    """Alive unless the pid is gone or now names a process that started at another time."""
+    now = _proc_start(pid)
+    return _alive(pid) and (started is None or now is None or now == started)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def postmaster(data: Path) -> int | None:
+    """The pid of the live postmaster of ``data``, or None.
+
+    Pids are reused: where /proc can tell, a pid is believed only if the process's
+    working directory is the data directory, where a postmaster always sits.
+    """
+    try:
+        pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    if not _alive(pid):
+        return None
+    if not Path("/proc/self").exists():
+        return pid
+    try:
+        same = Path(f"/proc/{pid}/cwd").resolve(strict=True) == data.resolve()
+    except OSError:  # a zombie, or another user's process: not one we may signal
+        return None
+    return pid if same else None
+
+
+def halt(data: Path, log: Log, sig: signal.Signals) -> bool:
+    """Signal the postmaster of ``data`` and wait for it to go; escalate to SIGKILL."""
+    pid = postmaster(data)
+    if pid is None:
+        return False
+    for current, patience in ((sig, 60.0), (signal.SIGKILL, 10.0)):
+        log(f"kill -{current.name} {pid}  # the postmaster of {data}")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, current)
+        deadline = time.monotonic() + patience
+        while postmaster(data) == pid and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if postmaster(data) != pid:
+            break
+    return True

@@ -95,3 +95,10 @@ def coverage(session: nox.Session) -> None:
 def _run_suite(session: nox.Session, run: sessions.SuiteRun) -> None:
     session.install(*sessions.install_args(sessions.SUITE_EXTRAS))
     session.run(*run.command(session.posargs), env=run.env(session.name))
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: ratios measured side by side in one run; writes docs/benchmarks/."""
+    session.install(*sessions.install_args(("sample", "test", "embedded", "bench")))
+    session.run("python", "-m", "benchmarks", *session.posargs)

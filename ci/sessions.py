@@ -25,7 +25,7 @@ COVERAGE_FLOOR = 95
 SAMPLE_SUITE = "backend_sample/tests"
 KIT_SUITE = "tests"
 DURATIONS_FILE = ".test_durations"
-LINTED = ("ci", "tests", "backend_sample", "examples", "noxfile.py")
+LINTED = ("ci", "tests", "backend_sample", "examples", "benchmarks", "noxfile.py")
 WORKFLOWS = ".github/workflows"
 
 SUITE_EXTRAS = ("sample", "test", "embedded")

@@ -1,0 +1,186 @@
+"""What every measurement shares: samples, ratios, the run context, timed subprocesses.
+
+Each benchmark module returns a :class:`Section`: raw samples per variant and the
+ratios between them, all taken in one run on one machine, so that the ratios, not
+the absolute seconds, are what a reader compares.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+Log = Callable[[str], None]
+
+
+class BenchmarkFailed(RuntimeError):
+    """A measured run did not do what it was measured for (a failing test, a crash)."""
+
+
+@dataclass
+class Measurement:
+    """Repeated samples of one variant: 'serial', 'clone @ 50 revisions', ..."""
+
+    variant: str
+    unit: str
+    samples: list[float]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def low(self) -> float:
+        return min(self.samples)
+
+    @property
+    def high(self) -> float:
+        return max(self.samples)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "unit": self.unit,
+            "median": self.median,
+            "min": self.low,
+            "max": self.high,
+            "samples": self.samples,
+            "params": self.params,
+        }
+
+
+@dataclass
+class Ratio:
+    """``numerator / denominator`` of two medians, with what a reader should take from it."""
+
+    name: str
+    value: float
+    meaning: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "meaning": self.meaning}
+
+
+@dataclass
+class Section:
+    """One benchmark's result: its measurements, ratios and the caveats of this run."""
+
+    key: str
+    title: str
+    measurements: list[Measurement] = field(default_factory=list)
+    ratios: list[Ratio] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def get(self, variant: str) -> Measurement:
+        return next(m for m in self.measurements if m.variant == variant)
+
+    def ratio(self, name: str, numerator: str, denominator: str, meaning: str) -> Ratio:
+        """Add and return the ratio of two variants' medians."""
+        value = self.get(numerator).median / self.get(denominator).median
+        added = Ratio(name, value, meaning)
+        self.ratios.append(added)
+        return added
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "title": self.title,
+            "measurements": [m.to_json() for m in self.measurements],
+            "ratios": [r.to_json() for r in self.ratios],
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class Context:
+    """The run's settings and shared resources, handed to every benchmark."""
+
+    root: Path
+    """The repository: the sample suite and its pyproject live here."""
+    work: Path
+    """A private temporary directory for generated suites and histories."""
+    full: bool
+    server_url: URL
+    """One embedded server shared by the in-process and same-server comparisons."""
+    log: Log
+    python: str = sys.executable
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        return full if self.full else quick
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a measured run: no inherited kit settings, benchmarks importable."""
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("CI_KIT_")}
+        environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(self.root), environ.get("PYTHONPATH")])
+        )
+        environ["PYTHONDONTWRITEBYTECODE"] = "1"
+        return {**environ, **(extra or {})}
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """A finished measured run: its wall time and what it printed."""
+
+    seconds: float
+    output: str
+
+    def passed(self) -> int:
+        found = re.findall(r"(\d+) passed", self.output)
+        return int(found[-1]) if found else 0
+
+    def prepared_seconds(self) -> float | None:
+        """The kit's own preparation time (``ci-kit: prepared in X s``), when printed."""
+        found = re.search(r"ci-kit: prepared in ([\d.]+) s", self.output)
+        return float(found[1]) if found else None
+
+
+def timed_run(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    expect_passed: int | None = None,
+    user: str | None = None,
+) -> RunOutput:
+    """Run ``argv`` to completion and time it from outside, as a user would feel it."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+        user=user,
+    )
+    result = RunOutput(time.perf_counter() - started, done.stdout + done.stderr)
+    if done.returncode != 0 or (expect_passed is not None and result.passed() != expect_passed):
+        tail = "\n".join(result.output.splitlines()[-25:])
+        raise BenchmarkFailed(
+            f"{' '.join(argv)} (in {cwd}) exited {done.returncode}, "
+            f"{result.passed()} passed (expected {expect_passed}):\n{tail}"
+        )
+    return result
+
+
+def timed(action: Callable[[], object]) -> float:
+    """Seconds one call of ``action`` takes."""
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def milliseconds(seconds: Sequence[float]) -> list[float]:
+    return [s * 1000 for s in seconds]

@@ -1,0 +1,56 @@
+"""1. The sample suite serially, with ``-n 2`` and with ``-n auto``: parallel efficiency.
+
+Every run goes through ``python -m ci pytest`` as the nox sessions do, so each one
+includes starting the embedded server and building the template. The quick mode
+runs an eighth of the suite, picked by pytest-split from the recorded durations.
+"""
+
+from __future__ import annotations
+
+import os
+
+from benchmarks.common import Context, Measurement, Ratio, Section, timed_run
+
+VARIANTS = {
+    "serial": [],
+    "-n 2": ["-n", "2", "--dist", "loadfile"],
+    "-n auto": ["-n", "auto", "--dist", "loadfile"],
+}
+
+
+def run(ctx: Context) -> Section:
+    section = Section("sample-suite", "Sample suite: serial vs -n 2 vs -n auto")
+    selection = ctx.pick(["--splits=8", "--group=1", "--durations-path=.test_durations"], [])
+    section.notes.append(
+        "the whole suite (673 tests)"
+        if ctx.full
+        else "quick mode: an eighth of the suite (pytest-split group 1 of 8 by recorded durations)"
+    )
+    repeats = ctx.pick(2, 3)
+    samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    base = [ctx.python, "-m", "ci", "pytest", "backend_sample/tests", "-q", "-p", "no:randomly"]
+    for repeat in range(repeats):
+        for name, args in VARIANTS.items():  # interleaved, so drift hits every variant
+            ctx.log(f"sample suite {name} ({repeat + 1}/{repeats})")
+            done = timed_run([*base, *selection, *args], cwd=ctx.root, env=ctx.env())
+            samples[name].append(done.seconds)
+    for name, values in samples.items():
+        section.measurements.append(Measurement(name, "s", values))
+    workers = os.cpu_count() or 1
+    speedup = section.ratio(
+        "serial / -n 2", "serial", "-n 2", "parallel speed-up with 2 workers (limit: 2x here)"
+    )
+    section.ratios.append(
+        Ratio(
+            "parallel efficiency at -n 2",
+            speedup.value / 2,
+            "speed-up divided by the number of workers (1.0 is perfect)",
+        )
+    )
+    section.ratio(
+        "serial / -n auto",
+        "serial",
+        "-n auto",
+        f"speed-up with -n auto ({workers} workers on this machine)",
+    )
+    return section

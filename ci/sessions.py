@@ -29,7 +29,7 @@ LINTED = ("ci", "tests", "backend_sample", "examples", "benchmarks", "noxfile.py
 WORKFLOWS = ".github/workflows"
 
 SUITE_EXTRAS = ("sample", "test", "embedded")
-KIT_EXTRAS = ("test", "embedded", "sample")  # the kit tests collect the sample suite
+KIT_EXTRAS = ("test", "embedded", "sample", "deploy")  # kit tests also collect the sample
 LINT_EXTRAS = ("lint",)
 
 

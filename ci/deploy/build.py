@@ -1,0 +1,78 @@
+"""``invoke build``: the wheel and sdist of one commit, its image, and its manifest."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ci.deploy import manifest
+from ci.deploy.config import DeployConfig
+from ci.deploy.errors import CommandFailed
+from ci.deploy.plan import Artifact, Release
+from ci.deploy.registry import build_image
+from ci.deploy.shell import Shell
+from ci.deploy.source import check_clean, export, origin_url
+
+
+def build_release(
+    shell: Shell,
+    config: DeployConfig,
+    commit: str,
+    *,
+    allow_dirty: bool = False,
+    image: bool = True,
+    rebuild: bool = False,
+) -> Release:
+    """Build ``commit`` (already resolved to a SHA) unless its release exists; its manifest.
+
+    The artifacts come from ``git archive`` of the commit, never from the work tree,
+    so the wheel is exactly the commit whatever else lies around.
+    """
+    if not allow_dirty:
+        check_clean(shell, config.root)
+    releases = config.releases_dir
+    existing = manifest.load(releases, commit)
+    if existing is not None and not rebuild:
+        manifest.verify(releases, existing)
+        path = manifest.manifest_path(releases, commit)
+        shell.log(f"release {existing.short} is already built ({path})")
+        if image and config.image.repository and existing.image is None:
+            existing = _with_image(shell, config, existing)
+            manifest.save(releases, existing)
+        return existing
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    source_url = origin_url(shell, config.root)
+    dist = manifest.dist_dir(releases, commit)
+    with tempfile.TemporaryDirectory(prefix="ci-kit-build-") as work:
+        source = export(shell, config.root, commit, Path(work))
+        out = Path(work) / "dist"
+        argv: list[str | Path] = [sys.executable, "-m", "build", "--outdir", out]
+        if not config.build_isolation:
+            argv.append("--no-isolation")
+        shell.run([*argv, source])
+        built = sorted(out.iterdir())
+        if not any(path.suffix == ".whl" for path in built):
+            raise CommandFailed(f"python -m build made no wheel for {commit[:12]}")
+        if dist.exists():
+            shutil.rmtree(dist)
+        dist.mkdir(parents=True)
+        artifacts = []
+        for path in built:
+            shutil.copy2(path, dist / path.name)
+            artifacts.append(Artifact(path.name, manifest.sha256_of(dist / path.name)))
+    release = Release(commit=commit, created=created, source=source_url, artifacts=tuple(artifacts))
+    if image and config.image.repository:
+        release = _with_image(shell, config, release)
+    path = manifest.save(releases, release)
+    shell.log(f"built release {release.short}: {', '.join(a.name for a in artifacts)}; {path}")
+    return release
+
+
+def _with_image(shell: Shell, config: DeployConfig, release: Release) -> Release:
+    with tempfile.TemporaryDirectory(prefix="ci-kit-image-") as work:
+        source = export(shell, config.root, release.commit, Path(work))
+        shutil.copytree(manifest.dist_dir(config.releases_dir, release.commit), source / "dist")
+        return release.with_image(build_image(shell, config, release, source))

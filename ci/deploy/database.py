@@ -1,0 +1,35 @@
+"""The database an environment's app uses: a configured URL, or the kept embedded server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from sqlalchemy.engine import URL
+
+from ci.config import load_config, read_pyproject_table
+from ci.deploy.config import DeployConfig, EnvironmentConfig
+
+
+def resolve(config: DeployConfig, env: EnvironmentConfig, log: Callable[[str], None]) -> URL:
+    """The environment's database URL, password intact, creating an embedded one if needed.
+
+    With no ``database_url`` configured, the database (``finance_report_staging``...)
+    lives on the embedded PostgreSQL this project keeps running (the one
+    ``python -m ci server`` prints), created if missing and never dropped by the kit.
+    """
+    if env.database_url is not None:
+        return env.database_url
+    from ci.lifecycle import start_embedded
+    from ci.provision import Admin
+
+    table = read_pyproject_table(config.root) or {}
+    kit = load_config(config.root, {**table, "reuse": True, "server": "embedded"}, os.environ, {})
+    url = start_embedded(kit, log=log)
+    admin = Admin(url)
+    try:
+        if admin.ensure_database(env.database):
+            log(f"created database {env.database}")
+    finally:
+        admin.close()
+    return url.set(database=env.database)

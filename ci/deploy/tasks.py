@@ -1,0 +1,261 @@
+"""The Invoke tasks: ``build``, ``push``, ``e2e`` and ``deploy.<environment>``.
+
+Each task is a few lines: read the configuration once, make a :class:`Shell`
+that masks its secrets, call the module that does the work. A :class:`DeployError`
+ends the task with its one-paragraph account and exit code 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import Task
+
+from ci.deploy import health, manifest, registry, rollout, state
+from ci.deploy.build import build_release
+from ci.deploy.config import DEFAULTS, DeployConfig, load_deploy_config
+from ci.deploy.errors import DeployError, ReleaseNotBuilt
+from ci.deploy.plan import Release
+from ci.deploy.shell import Shell
+from ci.deploy.smoke import run_smoke_tests
+from ci.deploy.source import resolve_commit
+from ci.deploy.targets import make_target
+
+_COMMIT_HELP = "commit to ship: a SHA, branch or tag (default: HEAD)"
+_DRY_HELP = "print the full plan, secrets masked, and change nothing (invoke --dry does too)"
+_DIRTY_HELP = "build even with uncommitted changes (they are left out: the build is the commit)"
+_ENV_HELP = "environment from invoke.yaml's deploy.environments (default: staging)"
+
+
+def say(message: str) -> None:
+    print(f"ci-kit deploy: {message}", flush=True)
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest directory holding ``pyproject.toml``: the project being deployed."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / "pyproject.toml").is_file():
+            return directory
+    return here
+
+
+def load(c: Context) -> tuple[DeployConfig, Shell]:
+    """The validated configuration and a shell masking its secrets."""
+    config = load_deploy_config(_plain(c.config.get("deploy", {})), os.environ, project_root())
+    return config, Shell(c, config.masker(), say)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    try:
+        yield
+    except DeployError as error:
+        raise Exit(f"ci-kit deploy: error: {error}", code=1) from None
+
+
+def _dry(c: Context, dry_run: bool) -> bool:
+    return bool(dry_run or c.config.get("run", {}).get("dry", False))
+
+
+def _release(shell: Shell, config: DeployConfig, commit: str, *, allow_dirty: bool) -> Release:
+    """The release of ``commit``: built (and pushed, with a repository) if it is not yet."""
+    release = manifest.load(config.releases_dir, commit)
+    if release is None:
+        release = build_release(shell, config, commit, allow_dirty=allow_dirty)
+    else:
+        manifest.verify(config.releases_dir, release)
+    if config.image.repository and (release.image is None or not release.image.digest):
+        release = build_release(shell, config, commit, allow_dirty=True)
+        release = release.with_image(registry.push(shell, config, release))
+        manifest.save(config.releases_dir, release)
+    return release
+
+
+def build(
+    c: Context,
+    commit: str = "HEAD",
+    allow_dirty: bool = False,
+    no_image: bool = False,
+    rebuild: bool = False,
+) -> None:
+    """Build one commit: wheel + sdist (python -m build), its image, its release manifest."""
+    with _reported():
+        config, shell = load(c)
+        sha = resolve_commit(shell, config.root, commit)
+        if _dry(c, False):
+            say(f"would build {sha} into {manifest.dist_dir(config.releases_dir, sha)}")
+            return
+        build_release(
+            shell, config, sha, allow_dirty=allow_dirty, image=not no_image, rebuild=rebuild
+        )
+
+
+def push(c: Context, commit: str = "HEAD") -> None:
+    """Push a built commit's image (login with --password-stdin); record the registry's digest."""
+    with _reported():
+        config, shell = load(c)
+        sha = resolve_commit(shell, config.root, commit)
+        release = manifest.require(config.releases_dir, sha)
+        if _dry(c, False):
+            say(f"would push {release.image.reference if release.image else 'no image'}")
+            return
+        pushed = registry.push(shell, config, release)
+        manifest.save(config.releases_dir, release.with_image(pushed))
+
+
+def e2e(c: Context, environment: str = "staging", commit: str = "") -> None:
+    """Run the sample's e2e smoke tests against an environment's URL (never the unit suite)."""
+    with _reported():
+        config, shell = load(c)
+        env = config.environment(environment)
+        sha = commit or state.live_commit(config.environment_dir(env.name))
+        if not sha:
+            raise ReleaseNotBuilt(f"nothing is live on {env.name}; pass --commit")
+        release = manifest.require(config.releases_dir, resolve_commit(shell, config.root, sha))
+        target = make_target(shell, config, env, rollout.settings_for(config, env, shell))
+        target.prepare(release)
+        run_smoke_tests(
+            shell, target.smoke_venv(release), env.base_url, target.settings.admin_token
+        )
+
+
+def _deploy(c: Context, name: str, commit: str, dry_run: bool, allow_dirty: bool) -> None:
+    with _reported():
+        config, shell = load(c)
+        env = config.environment(name)
+        ref = commit or "HEAD"
+        if env.promote_from and not commit:
+            ref = state.live_commit(config.environment_dir(env.promote_from)) or ""
+            if not ref:
+                raise ReleaseNotBuilt(f"nothing is live on {env.promote_from}; pass --commit")
+        sha = resolve_commit(shell, config.root, ref)
+        existing = manifest.load(config.releases_dir, sha)
+        for line in rollout.plan(config, env, sha, existing, shell).lines(shell.masker):
+            print(line)
+        if _dry(c, dry_run):
+            say("dry run: nothing was changed")
+            return
+        if env.promote_from:
+            rollout.check_promotable(config, env, sha)
+            release = manifest.require(config.releases_dir, sha)
+        else:
+            release = _release(shell, config, sha, allow_dirty=allow_dirty)
+        outcome = rollout.deploy(shell, config, env, release)
+        print(f"{env.name}: {outcome.base_url} runs {sha}")
+
+
+def staging(c: Context, commit: str = "", dry_run: bool = False, allow_dirty: bool = False) -> None:
+    """Deploy one commit to staging: build if needed, migrate, switch, health, smoke, rollback."""
+    _deploy(c, "staging", commit, dry_run, allow_dirty)
+
+
+def production(c: Context, commit: str = "", dry_run: bool = False) -> None:
+    """Promote to production what staging ran (default: staging's live commit), never a rebuild."""
+    _deploy(c, "production", commit, dry_run, allow_dirty=False)
+
+
+def rollback(c: Context, environment: str = "staging", dry_run: bool = False) -> None:
+    """Return an environment to the release before the live one (health-checked, smoke-tested)."""
+    with _reported():
+        config, shell = load(c)
+        env = config.environment(environment)
+        history = state.read_history(config.environment_dir(env.name))
+        if _dry(c, dry_run):
+            target = history[-2].commit[:12] if len(history) > 1 else "nothing (no earlier release)"
+            say(f"would roll {env.name} back to {target}")
+            return
+        rollout.rollback(shell, config, env)
+
+
+def status(c: Context, environment: str = "") -> None:
+    """Show what is live where: commit, health, process, history."""
+    with _reported():
+        config, shell = load(c)
+        names = [environment] if environment else sorted(config.environments)
+        for name in names:
+            env = config.environment(name)
+            history = state.read_history(config.environment_dir(name))
+            live = history[-1].commit if history else None
+            reply = health.probe(env.base_url)
+            target = make_target(shell, config, env, None)
+            answer = f"healthy on {reply.commit}" if reply.ok else reply.detail
+            print(f"{name}: {env.base_url} ({env.target})")
+            print(f"  live:     {live or 'nothing deployed'}")
+            print(f"  healthz:  {answer}")
+            print(f"  target:   {target.describe()}")
+            print(f"  history:  {' <- '.join(e.commit[:12] for e in reversed(history)) or '-'}")
+
+
+def stop(c: Context, environment: str = "staging") -> None:
+    """Stop an environment's app (local target); its releases and history are kept."""
+    with _reported():
+        config, shell = load(c)
+        env = config.environment(environment)
+        say(make_target(shell, config, env, None).stop())
+
+
+def namespace() -> Collection:
+    """The tasks as one Collection, with the deploy defaults in its configuration."""
+    deploy = Collection("deploy")
+    deploy.add_task(
+        Task(
+            staging, help={"commit": _COMMIT_HELP, "dry-run": _DRY_HELP, "allow-dirty": _DIRTY_HELP}
+        )
+    )
+    deploy.add_task(
+        Task(
+            production,
+            help={"commit": "commit to promote (default: live on staging)", "dry-run": _DRY_HELP},
+        )
+    )
+    deploy.add_task(Task(rollback, help={"environment": _ENV_HELP, "dry-run": _DRY_HELP}))
+    deploy.add_task(Task(status, help={"environment": "only this environment (default: all)"}))
+    deploy.add_task(Task(stop, help={"environment": _ENV_HELP}))
+    ns = Collection()
+    ns.add_task(
+        Task(
+            build,
+            help={
+                "commit": _COMMIT_HELP,
+                "allow-dirty": _DIRTY_HELP,
+                "no-image": "skip the OCI image even if deploy.image.repository is set",
+                "rebuild": "build again even if the commit's release manifest exists",
+            },
+        )
+    )
+    ns.add_task(Task(push, help={"commit": _COMMIT_HELP}))
+    ns.add_task(
+        Task(
+            e2e,
+            help={
+                "environment": _ENV_HELP,
+                "commit": "whose smoke tests to run (default: the commit live there)",
+            },
+        )
+    )
+    ns.add_collection(deploy)
+    ns.configure({"deploy": DEFAULTS})
+    return ns
+
+
+def _plain(value: Any) -> Any:
+    """Invoke's config proxies as plain dicts and lists."""
+    if isinstance(value, Mapping) or hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+__all__ = ["namespace"]
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run these tasks with invoke: invoke --list")

@@ -1,0 +1,5 @@
+"""Invoke's entry point: ``invoke --list``. The tasks live in ``ci/deploy/``."""
+
+from ci.deploy.tasks import namespace
+
+ns = namespace()

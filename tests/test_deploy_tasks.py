@@ -1,0 +1,201 @@
+"""The task layer with Invoke's MockContext: namespace, dry runs, push, and no leaked secrets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from invoke.config import Config
+from invoke.context import MockContext
+from invoke.exceptions import Exit
+from invoke.runners import Result
+
+from ci.deploy import manifest, tasks
+from ci.deploy.config import load_deploy_config
+from ci.deploy.errors import DeployError
+from ci.deploy.plan import Artifact, Image, Masker, Release
+from ci.deploy.shell import Shell
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+PASSWORD = "p@ss:w/rd%20 #?+"
+REGISTRY_PASSWORD = "r3gistry pa$$word"
+DIGEST = "sha256:" + "4" * 64
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CI_KIT_STAGING_DATABASE_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CI_KIT_REGISTRY_PASSWORD", REGISTRY_PASSWORD)
+    monkeypatch.setenv("CI_KIT_STAGING_ADMIN_TOKEN", "admin-t0ken-value")
+    return tmp_path
+
+
+def settings(**image: Any) -> dict[str, Any]:
+    return {
+        "image": {"repository": "127.0.0.1:5000/app", "engine": "podman", **image},
+        "environments": {
+            "staging": {
+                "port": 8801,
+                "database_url": "postgresql://ci_kit@127.0.0.1:5432/finance_report_staging",
+            },
+            "production": {"port": 8802, "promote_from": "staging"},
+        },
+    }
+
+
+def context(run: dict[Any, Result], **image: Any) -> MockContext:
+    config = Config(overrides={"deploy": settings(**image)})
+    return MockContext(config=config, run=run, repeat=True)
+
+
+def commands(ctx: MockContext) -> list[str]:
+    return [call.args[0] for call in ctx.run.call_args_list]  # type: ignore[attr-defined]
+
+
+def write_release(project: Path, image: Image | None) -> Release:
+    releases = project / ".ci-kit" / "releases"
+    dist = manifest.dist_dir(releases, SHA)
+    dist.mkdir(parents=True)
+    wheel = dist / "ci_kit-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"wheel")
+    release = Release(
+        SHA, "2026-11-25T10:00:00Z", "https://x.invalid/r.git",
+        (Artifact(wheel.name, manifest.sha256_of(wheel)),), image,
+    )  # fmt: skip
+    manifest.save(releases, release)
+    return release
+
+
+def test_namespace_lists_every_task_with_help_for_every_flag() -> None:
+    ns = tasks.namespace()
+    names = set(ns.task_names)
+    assert {"build", "push", "e2e", "deploy.staging", "deploy.production"} <= names
+    assert {"deploy.rollback", "deploy.status"} <= names
+    for name in names:
+        task = ns[name]
+        assert task.__doc__, name
+        for argument in task.get_arguments():
+            assert argument.help, (name, argument.name)
+
+
+def test_dry_run_prints_the_plan_masked_and_runs_only_queries(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx = context({re.compile(r".*git rev-parse"): Result(SHA + "\n")})
+    tasks.namespace()["deploy.staging"](ctx, commit="main", dry_run=True)
+    out = capsys.readouterr().out
+    assert f"deploy {SHA[:12]} to staging" in out
+    assert "postgresql+psycopg://ci_kit:***@127.0.0.1:5432/finance_report_staging" in out
+    assert "1. build" in out
+    assert "alembic" in out
+    assert "uvicorn" in out
+    assert "nothing was changed" in out
+    for secret in (PASSWORD, REGISTRY_PASSWORD, "admin-t0ken-value"):
+        assert secret not in out
+    assert all("git rev-parse" in command for command in commands(ctx))
+    assert not (project / ".ci-kit").exists()
+
+
+def test_invoke_dry_flag_is_a_dry_run(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ctx = context({re.compile(r".*git rev-parse"): Result(SHA + "\n")})
+    ctx.config.run.dry = True
+    tasks.namespace()["deploy.staging"](ctx)
+    assert "nothing was changed" in capsys.readouterr().out
+    assert not (project / ".ci-kit").exists()
+
+
+def test_production_refuses_a_commit_staging_never_ran(project: Path) -> None:
+    write_release(project, None)
+    ctx = context({re.compile(r".*git rev-parse"): Result(SHA + "\n")})
+    with pytest.raises(Exit, match="never went live on staging"):
+        tasks.namespace()["deploy.production"](ctx, commit=SHA)
+
+
+def test_build_refuses_a_dirty_work_tree(project: Path) -> None:
+    ctx = context(
+        {
+            re.compile(r".*git rev-parse"): Result(SHA + "\n"),
+            re.compile(r".*git status"): Result(" M backend_sample/app.py\n?? new_migration.py\n"),
+        }
+    )
+    with pytest.raises(Exit, match=r"uncommitted changes \(backend_sample/app.py, new_migration"):
+        tasks.namespace()["build"](ctx)
+
+
+def test_push_logs_in_on_stdin_records_the_digest_and_does_not_repeat(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_release(project, Image("127.0.0.1:5000/app", SHA, "sha256:" + "1" * 64))
+    ctx = context(
+        {
+            re.compile(r".*git rev-parse"): Result(SHA + "\n"),
+            re.compile(r".*podman .*login"): Result("Login Succeeded!\n"),
+            re.compile(r".*podman .*push"): Result(f"Writing manifest\n{DIGEST}\n"),
+        },
+        username="deployer",
+        tls_verify=False,
+    )
+    tasks.namespace()["push"](ctx, commit=SHA)
+    ran = commands(ctx)
+    login = next(command for command in ran if " login " in command)
+    assert "--password-stdin" in login
+    assert "--username deployer" in login
+    assert "--tls-verify=false" in login
+    login_call = next(c for c in ctx.run.call_args_list if " login " in c.args[0])  # type: ignore[attr-defined]
+    assert login_call.kwargs["in_stream"].getvalue() == REGISTRY_PASSWORD
+    assert any("push --tls-verify=false --digestfile" in c and f"app:{SHA}" in c for c in ran)
+    saved = manifest.load(project / ".ci-kit" / "releases", SHA)
+    assert saved is not None
+    assert saved.image is not None
+    assert saved.image.digest == DIGEST
+    assert saved.image.reference == f"127.0.0.1:5000/app@{DIGEST}"
+
+    again = context({re.compile(r".*git rev-parse"): Result(SHA + "\n")}, username="deployer")
+    tasks.namespace()["push"](again, commit=SHA)
+    assert all("git rev-parse" in command for command in commands(again))
+    out = capsys.readouterr().out
+    assert "already pushed" in out
+    for command in [*ran, out]:
+        assert REGISTRY_PASSWORD not in command
+
+
+def test_push_without_a_password_says_which_variable(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CI_KIT_REGISTRY_PASSWORD")
+    write_release(project, Image("127.0.0.1:5000/app", SHA, "sha256:1"))
+    ctx = context({re.compile(r".*git rev-parse"): Result(SHA + "\n")}, username="deployer")
+    with pytest.raises(Exit, match="CI_KIT_REGISTRY_PASSWORD"):
+        tasks.namespace()["push"](ctx, commit=SHA)
+
+
+def test_shell_refuses_a_secret_in_argv_and_masks_output(project: Path) -> None:
+    ctx = MockContext(run={re.compile(r".*"): Result(f"connected with {PASSWORD}\n")})
+    lines: list[str] = []
+    shell = Shell(ctx, Masker([PASSWORD]), lines.append)
+    with pytest.raises(DeployError, match="a secret is in its arguments"):
+        shell.run(["psql", f"postgresql://u:{PASSWORD}@h/db"])
+    assert ctx.run.call_count == 0  # type: ignore[attr-defined]
+    output = shell.run(["psql"], env={"PGPASSWORD": PASSWORD}, show=True)
+    assert PASSWORD not in output.stdout
+    assert not any(PASSWORD in line for line in lines)
+    assert ctx.run.call_args.kwargs["env"] == {"PGPASSWORD": PASSWORD}  # type: ignore[attr-defined]
+
+
+def test_failed_commands_are_reported_masked(project: Path) -> None:
+    ctx = MockContext(run=Result(stderr=f"FATAL: password {PASSWORD} rejected\n", exited=2))
+    shell = Shell(ctx, Masker([PASSWORD]), lambda _: None)
+    with pytest.raises(DeployError) as raised:
+        shell.run(["alembic", "upgrade", "head"])
+    assert "exited 2" in str(raised.value)
+    assert PASSWORD not in str(raised.value)
+
+
+def test_config_from_invoke_proxies(project: Path) -> None:
+    ctx = context({})
+    config = load_deploy_config(tasks._plain(ctx.config.deploy), {}, project)
+    assert config.environment("production").promote_from == "staging"

@@ -68,16 +68,16 @@ def redact(text: str, url: URL) -> str:
     Error messages from drivers and subprocesses are passed through this before
     they are shown, in case they quote a connection string.
     """
-    password = url.password
-    if not password:
+    if not url.password:
         return text
-    for form in sorted(
-        {password, urllib.parse.quote(password, safe=""), urllib.parse.quote_plus(password)},
-        key=len,
-        reverse=True,
-    ):
+    for form in sorted(secret_forms(url.password), key=len, reverse=True):
         text = text.replace(form, _MASK)
     return text
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The ways a secret appears in text: raw, and percent-encoded as inside a URL."""
+    return {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
 
 
 def with_database(url: URL, database: str) -> URL:

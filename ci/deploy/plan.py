@@ -9,10 +9,11 @@ one place secrets are replaced before anything is shown.
 from __future__ import annotations
 
 import json
-import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from ci.dburl import secret_forms
 
 MASK = "***"
 MANIFEST_VERSION = 1
@@ -161,7 +162,7 @@ class Masker:
         forms: set[str] = set()
         for secret in secrets:
             if secret:
-                forms.update(_forms(secret))
+                forms.update(secret_forms(secret))
         # Longest first, so a secret containing another is masked whole.
         self._forms = tuple(sorted(forms, key=len, reverse=True))
 
@@ -181,8 +182,3 @@ class Masker:
 
     def mask_env(self, env: Mapping[str, str]) -> dict[str, str]:
         return {key: self.mask(value) for key, value in env.items()}
-
-
-def _forms(secret: str) -> set[str]:
-    # Encoded forms too: a password travels percent-encoded inside URLs.
-    return {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}

@@ -83,14 +83,19 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def _load_warning(machine: dict[str, Any]) -> list[str]:
-    """Other work on the machine starves parallel runs first: say so next to the figures."""
-    load = max(machine["load_average"][0], machine.get("load_average_after", [0])[0])
-    if load <= 0.5:
+    """Other work on the machine starves parallel runs first: say so next to the figures.
+
+    Only the load before the run counts: the benchmarks' own parallel runs load
+    every core, so the load after them says nothing about other work.
+    """
+    load = machine["load_average"][0]
+    if load <= machine["cores"] / 2:
         return []
     return [
-        f"**The machine was busy (load average up to {load:.2f} on {machine['cores']} cores, "
-        "from other processes): parallel runs compete for the cores first, so the parallel "
-        "figures understate the speed-up. Re-run on a quiet machine before quoting them.**",
+        f"**The machine was busy before the run (load average {load:.2f} on "
+        f"{machine['cores']} cores): parallel runs compete for the cores first, so the "
+        "parallel figures understate the speed-up. Re-run on a quiet machine before "
+        "quoting them.**",
         "",
     ]
 

@@ -13,13 +13,21 @@ import os
 import uuid
 from collections.abc import Iterator
 
+import alembic.ddl.postgresql  # noqa: F401  (see below)
 import psycopg
 import pytest
+import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401  (see below)
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
 from ci.dburl import DRIVERNAME, parse_database_url, with_database
 from ci.provision import Admin, connect_kwargs
+
+# The imports marked "see below" are loaded before any test runs on purpose:
+# pytester removes, after each test, the modules first imported during it, and
+# SQLAlchemy's PostgreSQL dialect registers SQL functions globally when imported;
+# imported a second time it warns, and filterwarnings=error turns that into a
+# failure that depends on test order.
 
 TEST_PASSWORD = "p@ss:w/rd%20 #?+"
 _DEFAULT_SERVER = URL.create(

@@ -72,6 +72,13 @@ def base_name(server_url: URL) -> Iterator[str]:
 
 
 @pytest.fixture
+def deploy_database(server_url: URL, base_name: str) -> URL:
+    """An empty database for a deploy test, password in the URL; ``base_name`` drops it."""
+    create_unmarked(server_url, base_name)
+    return with_database(server_url, base_name)
+
+
+@pytest.fixture
 def admin(server_url: URL) -> Iterator[Admin]:
     admin = Admin(server_url)
     yield admin

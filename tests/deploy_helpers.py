@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import URL
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
 
@@ -51,6 +53,18 @@ def environment(port: int, **extra: Any) -> dict[str, Any]:
         "health_timeout": 30,
         **extra,
     }
+
+
+def configured_url(url: URL) -> str:
+    """The database URL as a deploy configuration holds it: no password (that comes from
+    CI_KIT_<ENV>_DATABASE_PASSWORD), the plain ``postgresql`` scheme."""
+    return URL.create(
+        "postgresql",
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+    ).render_as_string(hide_password=False)
 
 
 def write_yaml(path: Path, data: Mapping[str, Any]) -> Path:

@@ -16,15 +16,22 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy.engine import URL
 
-from ci.dburl import with_database
 from ci.deploy import state
 from ci.deploy.errors import DeployLocked
 from ci.provision import connect_kwargs
 from tests.conftest import TEST_PASSWORD
-from tests.deploy_helpers import REPO, Deployer, commit_all, environment, free_port, git, write_yaml
+from tests.deploy_helpers import (
+    REPO,
+    Deployer,
+    commit_all,
+    configured_url,
+    environment,
+    free_port,
+    git,
+    write_yaml,
+)
 
 MIGRATION_B = '''"""Deploy probe: a table only release B and later have."""
 
@@ -54,14 +61,6 @@ def healthz(base_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def database(server_url: URL, base_name: str) -> URL:
-    """The staging database, empty, on the external server; the fixture drops it."""
-    with psycopg.connect(**connect_kwargs(server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(base_name)))
-    return with_database(server_url, base_name)
-
-
-@pytest.fixture
 def clone(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     git(tmp_path, "clone", "-q", str(REPO), str(repo))
@@ -69,23 +68,14 @@ def clone(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def deployer(tmp_path: Path, clone: Path, database: URL) -> Iterator[Deployer]:
+def deployer(tmp_path: Path, clone: Path, deploy_database: URL) -> Iterator[Deployer]:
     port = free_port()
-    url = URL.create(
-        "postgresql",
-        username=database.username,
-        host=database.host,
-        port=database.port,
-        database=database.database,
-    )
     config = write_yaml(
         tmp_path / "deploy.yaml",
         {
             "deploy": {
                 "environments": {
-                    "staging": environment(
-                        port, database_url=url.render_as_string(hide_password=False)
-                    ),
+                    "staging": environment(port, database_url=configured_url(deploy_database)),
                     "production": environment(free_port(), promote_from="staging"),
                 }
             }
@@ -103,7 +93,7 @@ def deployer(tmp_path: Path, clone: Path, database: URL) -> Iterator[Deployer]:
 
 
 def test_deploy_migrate_fail_roll_back_and_status(
-    deployer: Deployer, clone: Path, database: URL
+    deployer: Deployer, clone: Path, deploy_database: URL
 ) -> None:
     base_url = json.loads(deployer.config.read_text())["deploy"]["environments"]["staging"][
         "base_url"
@@ -138,7 +128,7 @@ def test_deploy_migrate_fail_roll_back_and_status(
         done = deployer("deploy.staging", "--commit", commit_b)
         assert done.returncode == 0, done.stdout + done.stderr
         assert healthz(base_url) == {"status": "ok", "commit": commit_b, "release": "B"}
-        with psycopg.connect(**connect_kwargs(database)) as conn:
+        with psycopg.connect(**connect_kwargs(deploy_database)) as conn:
             assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0013",)
             assert conn.execute("SELECT count(*) FROM deploy_probe").fetchone() == (0,)
 

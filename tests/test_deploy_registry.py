@@ -24,15 +24,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy.engine import URL
 
 from ci.deploy import manifest
-from ci.provision import connect_kwargs
 from tests.conftest import TEST_PASSWORD
-from tests.deploy_helpers import Deployer, environment, free_port, git, write_yaml
+from tests.deploy_helpers import Deployer, configured_url, environment, free_port, git, write_yaml
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("podman") and shutil.which("docker-registry") and shutil.which("htpasswd")),
@@ -121,21 +118,8 @@ def podman_args(tmp_path: Path) -> Iterator[list[str]]:
     shutil.rmtree(runroot, ignore_errors=True)
 
 
-@pytest.fixture
-def database(server_url: URL, base_name: str) -> URL:
-    with psycopg.connect(**connect_kwargs(server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(base_name)))
-    return URL.create(
-        "postgresql",
-        username=server_url.username,
-        host=server_url.host,
-        port=server_url.port,
-        database=base_name,
-    )
-
-
 def test_build_push_and_roll_out_by_digest(
-    tmp_path: Path, registry: Registry, podman_args: list[str], database: URL
+    tmp_path: Path, registry: Registry, podman_args: list[str], deploy_database: URL
 ) -> None:
     repo = tmp_path / "repo"
     git(tmp_path, "clone", "-q", str(Path(__file__).resolve().parents[1]), str(repo))
@@ -167,7 +151,7 @@ def test_build_push_and_roll_out_by_digest(
                         port,
                         target="command",
                         command=command,
-                        database_url=database.render_as_string(hide_password=False),
+                        database_url=configured_url(deploy_database),
                     )
                 },
             }

@@ -13,14 +13,19 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy.engine import URL
 
-from ci.provision import connect_kwargs
 from tests.conftest import TEST_PASSWORD
-from tests.deploy_helpers import REPO, Deployer, environment, free_port, git, write_yaml
+from tests.deploy_helpers import (
+    REPO,
+    Deployer,
+    configured_url,
+    environment,
+    free_port,
+    git,
+    write_yaml,
+)
 
 SSHD = Path("/usr/sbin/sshd")
 pytestmark = pytest.mark.skipif(
@@ -79,21 +84,8 @@ def sshd(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     log.close()
 
 
-@pytest.fixture
-def database(server_url: URL, base_name: str) -> URL:
-    with psycopg.connect(**connect_kwargs(server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(base_name)))
-    return URL.create(
-        "postgresql",
-        username=server_url.username,
-        host=server_url.host,
-        port=server_url.port,
-        database=base_name,
-    )
-
-
 def test_ssh_target_deploys_the_release_layout_remotely(
-    tmp_path: Path, sshd: tuple[int, Path], database: URL
+    tmp_path: Path, sshd: tuple[int, Path], deploy_database: URL
 ) -> None:
     ssh_port, key = sshd
     repo = tmp_path / "repo"
@@ -114,7 +106,7 @@ def test_ssh_target_deploys_the_release_layout_remotely(
                         ssh_user="root",
                         remote_path=str(remote),
                         remote_python=sys.executable,
-                        database_url=database.render_as_string(hide_password=False),
+                        database_url=configured_url(deploy_database),
                     )
                 }
             }

@@ -22,12 +22,12 @@ from ci.deploy.config import DeployConfig, EnvironmentConfig
 from ci.deploy.errors import CommandFailed, DeployConfigError
 from ci.deploy.plan import Release, Step
 from ci.deploy.shell import Shell, tail
-from ci.deploy.targets import AppSettings
+from ci.deploy.targets import AppSettings, TargetBase
 
 _APP = "backend_sample.app:create_app"
 
 
-class SshTarget:
+class SshTarget(TargetBase):
     """Releases under ``remote_path`` on ``ssh_host``, served by uvicorn there."""
 
     def __init__(
@@ -39,18 +39,10 @@ class SshTarget:
     ) -> None:
         if not env.remote_path:
             raise DeployConfigError(f"environment {env.name}: the ssh target needs remote_path")
-        self.shell = shell
-        self.config = config
-        self.env = env
-        self._settings = settings
+        super().__init__(shell, config, env, settings)
         self.remote = env.remote_path
         self.local = config.environment_dir(env.name)
         self._connection: Any = None
-
-    @property
-    def settings(self) -> AppSettings:
-        assert self._settings is not None, "settings are resolved before a rollout"
-        return self._settings
 
     @property
     def connection(self) -> Any:

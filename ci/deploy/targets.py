@@ -70,8 +70,12 @@ def migrate_with(shell: Shell, venv: Path, settings: AppSettings, commit: str, c
     )
 
 
-class LocalTarget:
-    """Releases under ``<state>/deploy/<env>/releases/<sha>/``, served by uvicorn here."""
+class TargetBase:
+    """What every target holds: the shell, the configuration, and the app settings.
+
+    ``settings`` is None when a target is built only to describe or plan (``--dry-run``,
+    ``deploy.status``); a rollout resolves it first.
+    """
 
     def __init__(
         self,
@@ -84,6 +88,24 @@ class LocalTarget:
         self.config = config
         self.env = env
         self._settings = settings
+
+    @property
+    def settings(self) -> AppSettings:
+        assert self._settings is not None, "settings are resolved before a rollout"
+        return self._settings
+
+
+class LocalTarget(TargetBase):
+    """Releases under ``<state>/deploy/<env>/releases/<sha>/``, served by uvicorn here."""
+
+    def __init__(
+        self,
+        shell: Shell,
+        config: DeployConfig,
+        env: EnvironmentConfig,
+        settings: AppSettings | None,
+    ) -> None:
+        super().__init__(shell, config, env, settings)
         self.root = config.environment_dir(env.name)
         self.releases = self.root / "releases"
         self.current = self.root / "current"
@@ -92,11 +114,6 @@ class LocalTarget:
 
     def log_file(self, commit: str) -> Path:
         return self.releases / commit / "app.log"
-
-    @property
-    def settings(self) -> AppSettings:
-        assert self._settings is not None, "settings are resolved before a rollout"
-        return self._settings
 
     def venv(self, commit: str) -> Path:
         return self.releases / commit / "venv"
@@ -217,7 +234,7 @@ class LocalTarget:
         return f"local: current -> {serving}; {state}"
 
 
-class CommandTarget:
+class CommandTarget(TargetBase):
     """A rollout command from the configuration, given the image by digest.
 
     ``{image}`` (``repo@sha256:...``), ``{commit}`` and ``{environment}`` are filled
@@ -233,16 +250,8 @@ class CommandTarget:
         env: EnvironmentConfig,
         settings: AppSettings | None,
     ) -> None:
-        self.shell = shell
-        self.config = config
-        self.env = env
-        self._settings = settings
+        super().__init__(shell, config, env, settings)
         self.root = config.environment_dir(env.name)
-
-    @property
-    def settings(self) -> AppSettings:
-        assert self._settings is not None, "settings are resolved before a rollout"
-        return self._settings
 
     def venv(self, commit: str) -> Path:
         return self.root / "venvs" / commit

@@ -77,9 +77,9 @@ def run_pytest(pytest_args: Sequence[str], *, root: Path) -> int:
     """Prepare, run ``python -m pytest`` with the plan in its environment, clean up."""
     options, _ = _db_options().parse_known_args(pytest_args)
     try:
-        config = load_config(root, read_pyproject_table(root), os.environ, vars(options))
-        if not config.enabled:
-            config = load_config(root, {}, os.environ, vars(options))
+        # Asking for this wrapper enables the kit, [tool.ci-kit] table or not.
+        table = read_pyproject_table(root) or {}
+        config = load_config(root, table, os.environ, vars(options))
         started = time.perf_counter()
         verbose = any(arg in ("-v", "-vv", "--verbose") for arg in pytest_args)
         run = prepare_run(config, log=_say, echo=_say if verbose else _quiet)
@@ -101,10 +101,7 @@ def run_pytest(pytest_args: Sequence[str], *, root: Path) -> int:
 def _db_options() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     for setting in SETTINGS:
-        if setting.is_flag:
-            parser.add_argument(setting.flag, dest=setting.dest, action="store_true")
-        else:
-            parser.add_argument(setting.flag, dest=setting.dest, default=None)
+        parser.add_argument(setting.flag, **setting.option_kwargs(with_choices=False))
     return parser
 
 

@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy.engine import URL
 
@@ -44,6 +44,19 @@ class Setting:
     @property
     def dest(self) -> str:
         return "ci_kit_" + self.key.replace("-", "_")
+
+    def option_kwargs(self, *, with_choices: bool = True) -> dict[str, Any]:
+        """Keyword arguments declaring this setting's flag, for pytest's parser and argparse.
+
+        ``with_choices=False`` leaves value checks to :func:`load_config`, which reports
+        them as the kit's one-line error rather than argparse's usage message.
+        """
+        where = f" [env {self.env}]" if self.env else ""
+        common = {"dest": self.dest, "help": f"{self.help} [tool.ci-kit] {self.key}{where}"}
+        if self.is_flag:
+            return {**common, "action": "store_true"}
+        choices = self.choices if with_choices else None
+        return {**common, "choices": choices, "metavar": self.metavar, "default": None}
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -237,6 +250,8 @@ def _resolve(
 ) -> object | None:
     parse = _parse_bool if setting.is_flag else _parse_text(setting)
     cli_value = cli.get(setting.dest)
+    if isinstance(cli_value, str):
+        return parse(cli_value, setting.flag)
     if cli_value not in (None, False):
         return cli_value
     if setting.env and setting.env in environ and environ[setting.env] != "":

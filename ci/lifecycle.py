@@ -34,7 +34,7 @@ from ci.dburl import (
     worker_database_name,
 )
 from ci.provision import Admin, Mark
-from ci.schema import build_schema, fingerprint, parse_schema_source
+from ci.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
 
 if TYPE_CHECKING:
     from ci.postgres import EmbeddedPostgres
@@ -193,7 +193,7 @@ def prepare_run(config: KitConfig, *, log: Log, echo: Log | None = None) -> Prep
 
 def _prepare(
     config: KitConfig,
-    source: Any,
+    source: SchemaSource,
     admin: Admin,
     embedded: EmbeddedPostgres | None,
     server_text: str,
@@ -285,7 +285,7 @@ def reuse_data_dir(root: Path) -> Path:
     return cluster_root() / name
 
 
-def _build_template(url: URL, source: Any, root: Path, *, log: Log) -> None:
+def _build_template(url: URL, source: SchemaSource, root: Path, *, log: Log) -> None:
     log(f"building template {url.database} from {source.describe()}")
     # NullPool: no pooled connection may outlive the build, or cloning would wait
     # for it and then fail ("source database is being accessed by other users").

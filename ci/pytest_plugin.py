@@ -38,19 +38,7 @@ _STARTED_KEY = pytest.StashKey[float]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ci-kit", "ci-kit: a PostgreSQL database per xdist worker")
     for setting in SETTINGS:
-        where = f" [env {setting.env}]" if setting.env else ""
-        help_text = f"{setting.help} [tool.ci-kit] {setting.key}{where}"
-        if setting.is_flag:
-            group.addoption(setting.flag, dest=setting.dest, action="store_true", help=help_text)
-        else:
-            group.addoption(
-                setting.flag,
-                dest=setting.dest,
-                choices=setting.choices,
-                metavar=setting.metavar,
-                default=None,
-                help=help_text,
-            )
+        group.addoption(setting.flag, **setting.option_kwargs())
 
 
 @pytest.hookimpl(trylast=True)

@@ -86,6 +86,11 @@ def test_invalid_values_are_refused_in_one_line(
     assert complaint in str(caught.value)
 
 
+def test_command_line_values_are_checked_too() -> None:
+    with pytest.raises(ConfigurationError, match="--db-isolation must be one of"):
+        load_config(ROOT, None, {}, cli(isolation="bogus"))
+
+
 def test_a_bad_url_is_refused_without_leaking_its_password() -> None:
     with pytest.raises(InvalidDatabaseUrl) as caught:
         load_config(ROOT, None, {"CI_KIT_DATABASE_URL": "mysql://u:hunter2@h/x_test"}, NO_CLI)

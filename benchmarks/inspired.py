@@ -11,7 +11,7 @@ from __future__ import annotations
 from benchmarks.common import Context, Measurement, Section, timed_run
 from benchmarks.inspired_plugin import ADMIN_URL_ENV
 from benchmarks.suite import SuiteSpec, write_suite
-from ci.dburl import render
+from ci_kit.dburl import render
 
 KIT = "kit: template clone + rollback"
 INSPIRED = "inspired: migrate per worker + drop/create tables per test"
@@ -29,7 +29,7 @@ def run(ctx: Context) -> Section:
     server = render(ctx.server_url.set(database="bench_test"))
     admin = render(ctx.server_url)
     runs = {
-        KIT: (kit_dir, ["-m", "ci", "pytest"], {"CI_KIT_DATABASE_URL": server}),
+        KIT: (kit_dir, ["-m", "ci_kit", "pytest"], {"CI_KIT_DATABASE_URL": server}),
         INSPIRED: (their_dir, ["-m", "pytest"], {ADMIN_URL_ENV: admin}),
     }
     samples: dict[str, list[float]] = {name: [] for name in runs}

@@ -1,6 +1,6 @@
 """4. What per-test isolation costs: rollback, truncate, fresh clone, in ms per test.
 
-The same generated tests run serially under each ``--db-isolation`` mode; pytest's
+The same generated tests run serially under each ``--ci-kit-isolation`` mode; pytest's
 JUnit report gives every test's setup + call + teardown time, so collection and
 start-up are left out and what remains is the isolation's price per test.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from benchmarks.common import Context, Measurement, Section, timed_run
 from benchmarks.suite import SuiteSpec, write_suite
-from ci.dburl import render
+from ci_kit.dburl import render
 
 MODES = ("rollback", "truncate", "fresh")
 
@@ -32,7 +32,7 @@ def run(ctx: Context) -> Section:
         for mode in MODES:
             ctx.log(f"isolation {mode} ({repeat + 1}/{repeats})")
             report = ctx.work / f"isolation-{mode}-{repeat}.xml"
-            argv = [ctx.python, "-m", "ci", "pytest", "-q", f"--junitxml={report}"]
+            argv = [ctx.python, "-m", "ci_kit", "pytest", "-q", f"--junitxml={report}"]
             env = ctx.env({"CI_KIT_DATABASE_URL": server, "CI_KIT_ISOLATION": mode})
             timed_run(argv, cwd=directory, env=env, expect_passed=spec.tests)
             samples[mode].append(_mean_test_ms(report))

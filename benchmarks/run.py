@@ -31,7 +31,7 @@ from benchmarks import (
     warm,
 )
 from benchmarks.common import BenchmarkFailed, Context, Section
-from ci.postgres import EmbeddedPostgres, find_binaries
+from ci_kit.postgres import EmbeddedPostgres, find_binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS: dict[str, Callable[[Context], Section]] = {

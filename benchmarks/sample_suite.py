@@ -1,6 +1,6 @@
 """1. The sample suite serially, with ``-n 2`` and with ``-n auto``: parallel efficiency.
 
-Every run goes through ``python -m ci pytest`` as the nox sessions do, so each one
+Every run goes through ``python -m ci_kit pytest`` as the nox sessions do, so each one
 includes starting the embedded server and building the template. The quick mode
 runs the whole suite once: a subset picked by duration is a few heavy files, which
 ``--dist loadfile`` cannot spread over workers, so it would hide the speed-up.
@@ -27,7 +27,7 @@ def run(ctx: Context) -> Section:
     )
     repeats = ctx.pick(1, 3)
     samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    base = [ctx.python, "-m", "ci", "pytest", "backend_sample/tests", "-q", "-p", "no:randomly"]
+    base = [ctx.python, "-m", "ci_kit", "pytest", "backend_sample/tests", "-q", "-p", "no:randomly"]
     for repeat in range(repeats):
         for name, args in VARIANTS.items():  # interleaved, so drift hits every variant
             ctx.log(f"sample suite {name} ({repeat + 1}/{repeats})")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from benchmarks.common import Context, Measurement, Section, timed_run
 from benchmarks.suite import SuiteSpec, write_suite
-from ci.dburl import render
+from ci_kit.dburl import render
 
 WORKERS = (1, 2, 4)
 
@@ -32,7 +32,7 @@ def run(ctx: Context) -> Section:
             for repeat in range(repeats):
                 ctx.log(f"scaling {tests} tests x {workers} worker(s) ({repeat + 1}/{repeats})")
                 done = timed_run(
-                    [ctx.python, "-m", "ci", "pytest", "-q", *parallel],
+                    [ctx.python, "-m", "ci_kit", "pytest", "-q", *parallel],
                     cwd=directory,
                     env=ctx.env({"CI_KIT_DATABASE_URL": server}),
                     expect_passed=tests,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from benchmarks.common import Context, Measurement, Section, timed_run
 from benchmarks.suite import SuiteSpec, write_suite
-from ci.errors import PostgresNotFound
-from ci.postgres import find_binaries
+from ci_kit.errors import PostgresNotFound
+from ci_kit.postgres import find_binaries
 
 KIT = "kit: embedded + template clone + rollback"
 PP_DEFAULT = "pytest-postgresql: defaults (data in /tmp)"
@@ -75,7 +75,7 @@ def run(ctx: Context) -> Section:
     ram = Path("/dev/shm") if Path("/dev/shm").is_dir() else ctx.work  # noqa: S108
     common = ["-q", "-p", "no:cacheprovider", f"--postgresql-exec={shim}"]
     runs = {
-        KIT: (kit_dir, [ctx.python, "-m", "ci", "pytest", "-q"], None),
+        KIT: (kit_dir, [ctx.python, "-m", "ci_kit", "pytest", "-q"], None),
         PP_DEFAULT: (pp_dir, [ctx.python, "-m", "pytest", *common], ctx.work / "pp-disk"),
         PP_TUNED: (
             pp_dir,

@@ -1,6 +1,6 @@
 """5. A warm second run against a cold first one.
 
-With ``--db-reuse`` the embedded server keeps running between runs and its
+With ``--ci-kit-reuse`` the embedded server keeps running between runs and its
 template survives, so the second run neither starts a server nor migrates.
 Compared with the first reuse run (``initdb``, start, build) and with the default
 ephemeral run, which pays the start and the build every time.
@@ -13,12 +13,12 @@ from pathlib import Path
 
 from benchmarks.common import Context, Measurement, Section, timed_run
 from benchmarks.suite import SuiteSpec, write_suite
-from ci.lifecycle import reuse_data_dir
-from ci.postgres import stop_persistent
+from ci_kit.lifecycle import reuse_data_dir
+from ci_kit.postgres import stop_persistent
 
 COLD = "cold: ephemeral server (default)"
-FIRST = "first --db-reuse run"
-WARM = "warm --db-reuse run"
+FIRST = "first --ci-kit-reuse run"
+WARM = "warm --ci-kit-reuse run"
 
 
 def run(ctx: Context) -> Section:
@@ -30,8 +30,8 @@ def run(ctx: Context) -> Section:
         f"{spec.tests} generated tests, {spec.revisions}-revision Alembic history, serial; "
         "'prepare' is the kit's own 'prepared in' figure (server + template)"
     )
-    argv = [ctx.python, "-m", "ci", "pytest", "-q"]
-    runs = {COLD: [], FIRST: ["--db-reuse"], WARM: ["--db-reuse"]}
+    argv = [ctx.python, "-m", "ci_kit", "pytest", "-q"]
+    runs = {COLD: [], FIRST: ["--ci-kit-reuse"], WARM: ["--ci-kit-reuse"]}
     wall: dict[str, list[float]] = {name: [] for name in runs}
     prepare: dict[str, list[float]] = {name: [] for name in runs}
     repeats = ctx.pick(2, 3)

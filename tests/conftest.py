@@ -20,8 +20,8 @@ import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401  (see below)
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
-from ci.dburl import DRIVERNAME, parse_database_url, with_database
-from ci.provision import Admin, connect_kwargs
+from ci_kit.dburl import DRIVERNAME, parse_database_url, with_database
+from ci_kit.provision import Admin, connect_kwargs
 
 # The imports marked "see below" are loaded before any test runs on purpose:
 # pytester removes, after each test, the modules first imported during it, and

@@ -1,4 +1,4 @@
-"""``python -m ci pytest``: preparation before pytest starts, as nox sessions use it."""
+"""``python -m ci_kit pytest``: preparation before pytest starts, as nox sessions use it."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import sys
 import pytest
 from sqlalchemy.engine import URL
 
-from ci.dburl import render
+from ci_kit.dburl import render
 from tests.conftest import TEST_PASSWORD, database_names
 from tests.test_plugin import seen, write_project
 
 
 def run_cli(pytester: pytest.Pytester, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ci", *args],
+        [sys.executable, "-m", "ci_kit", *args],
         cwd=pytester.path,
         capture_output=True,
         text=True,
@@ -55,7 +55,7 @@ def test_pytest_failures_set_the_exit_code(
 
 def test_configuration_errors_are_one_line(pytester: pytest.Pytester) -> None:
     write_project(pytester, "app_test")
-    result = run_cli(pytester, "pytest", "--db-url", "mysql://u:hunter2@h/app_test")
+    result = run_cli(pytester, "pytest", "--ci-kit-url", "mysql://u:hunter2@h/app_test")
     assert result.returncode == 4
     assert result.stderr.strip().startswith("ci-kit: error:")
     assert "is not a PostgreSQL URL" in result.stderr

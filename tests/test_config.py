@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ci.config import SETTINGS, load_config, read_pyproject_table
-from ci.errors import ConfigurationError, InvalidDatabaseUrl
+from ci_kit.config import SETTINGS, load_config, read_pyproject_table
+from ci_kit.errors import ConfigurationError, InvalidDatabaseUrl
 
 ROOT = Path("/project")
 NO_CLI: dict[str, object] = {}
@@ -56,7 +56,7 @@ def test_embedded_mode_ignores_a_configured_url() -> None:
 
 
 def test_external_mode_needs_a_url() -> None:
-    with pytest.raises(ConfigurationError, match="--db-url"):
+    with pytest.raises(ConfigurationError, match="--ci-kit-url"):
         load_config(ROOT, {"server": "external"}, {}, NO_CLI)
 
 
@@ -87,7 +87,7 @@ def test_invalid_values_are_refused_in_one_line(
 
 
 def test_command_line_values_are_checked_too() -> None:
-    with pytest.raises(ConfigurationError, match="--db-isolation must be one of"):
+    with pytest.raises(ConfigurationError, match="--ci-kit-isolation must be one of"):
         load_config(ROOT, None, {}, cli(isolation="bogus"))
 
 
@@ -109,7 +109,7 @@ def test_database_settings_are_strings() -> None:
 
 def test_every_setting_has_a_flag_and_help() -> None:
     for setting in SETTINGS:
-        assert setting.flag.startswith("--db-")
+        assert setting.flag.startswith("--ci-kit-")
         assert setting.help.endswith(".") or setting.help.endswith(")")
 
 

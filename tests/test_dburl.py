@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import URL, make_url
 
-from ci.dburl import (
+from ci_kit.dburl import (
     DRIVERNAME,
     MAX_IDENTIFIER_BYTES,
     advisory_lock_key,
@@ -23,7 +23,7 @@ from ci.dburl import (
     with_database,
     worker_database_name,
 )
-from ci.errors import InvalidDatabaseUrl, UnsafeDatabaseName
+from ci_kit.errors import InvalidDatabaseUrl, UnsafeDatabaseName
 
 TRICKY_PASSWORD = "p@ss:w/rd%20 #?+"
 names = st.text(
@@ -165,7 +165,7 @@ class TestSafety:
 
     @pytest.mark.parametrize("base", ["production", "finance", "postgres"])
     def test_other_names_are_refused_unless_allowed(self, base: str) -> None:
-        with pytest.raises(UnsafeDatabaseName, match="--db-allow-any-name"):
+        with pytest.raises(UnsafeDatabaseName, match="--ci-kit-allow-any-name"):
             check_test_name(base, allow_any_name=False)
         check_test_name(base, allow_any_name=True)
 

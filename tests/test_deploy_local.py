@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL
 
 from ci.deploy import state
 from ci.deploy.errors import DeployLocked
-from ci.provision import connect_kwargs
+from ci_kit.provision import connect_kwargs
 from tests.conftest import TEST_PASSWORD
 from tests.deploy_helpers import (
     REPO,

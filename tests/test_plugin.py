@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from ci.dburl import render
-from ci.lifecycle import reuse_data_dir
-from ci.postgres import stop_persistent
+from ci_kit.dburl import render
+from ci_kit.lifecycle import reuse_data_dir
+from ci_kit.postgres import stop_persistent
 from tests.conftest import TEST_PASSWORD, create_unmarked, database_names
 
 MODELS = """
@@ -110,9 +110,9 @@ class TestEmbeddedServer:
         write_project(pytester, "embedded_test", count=1)
         data_dir = reuse_data_dir(pytester.path)
         try:
-            first = pytester.runpytest_subprocess("--db-reuse", "-p", "no:randomly")
+            first = pytester.runpytest_subprocess("--ci-kit-reuse", "-p", "no:randomly")
             first.stdout.fnmatch_lines(["*embedded, kept for reuse*", "*template*built*"])
-            second = pytester.runpytest_subprocess("--db-reuse", "-p", "no:randomly")
+            second = pytester.runpytest_subprocess("--ci-kit-reuse", "-p", "no:randomly")
             second.assert_outcomes(passed=2)
             second.stdout.fnmatch_lines(["*template*reused*"])
         finally:
@@ -288,13 +288,13 @@ class TestErrors:
     def test_wrong_password(self, pytester: pytest.Pytester, server_url: URL) -> None:
         write_project(pytester, "app_test")
         url = render(server_url.set(password="not" + TEST_PASSWORD, database="app_test"))
-        output = self.run_failing(pytester, "--db-url", url)
+        output = self.run_failing(pytester, "--ci-kit-url", url)
         assert "ERROR: ci-kit: password authentication failed for role 'ci_kit'" in output
 
     def test_unreachable_server(self, pytester: pytest.Pytester, server_url: URL) -> None:
         write_project(pytester, "app_test")
         url = render(server_url.set(port=1, database="app_test"))
-        output = self.run_failing(pytester, "--db-url", url)
+        output = self.run_failing(pytester, "--ci-kit-url", url)
         assert "ERROR: ci-kit: cannot reach PostgreSQL at" in output
 
     def test_role_without_createdb(
@@ -302,18 +302,18 @@ class TestErrors:
     ) -> None:
         write_project(pytester, base_name)
         url = render(server_url.set(username="ci_kit_nocreatedb", database=base_name))
-        output = self.run_failing(pytester, "--db-url", url)
+        output = self.run_failing(pytester, "--ci-kit-url", url)
         assert "ALTER ROLE ci_kit_nocreatedb CREATEDB" in output
 
     def test_not_a_postgres_url(self, pytester: pytest.Pytester) -> None:
         write_project(pytester, "app_test")
-        output = self.run_failing(pytester, "--db-url", "mysql://u:hunter2@localhost/app_test")
+        output = self.run_failing(pytester, "--ci-kit-url", "mysql://u:hunter2@localhost/app_test")
         assert "is not a PostgreSQL URL" in output
         assert "hunter2" not in output
 
     def test_unsafe_base_name(self, pytester: pytest.Pytester, server_url: URL) -> None:
         write_project(pytester, "finance")
-        output = self.run_failing(pytester, "--db-url", render(server_url.set(database="finance")))
+        output = self.run_failing(pytester, "--ci-kit-url", render(server_url.set(database="finance")))
         assert "refusing base database name 'finance'" in output
 
     def test_schema_that_does_not_import(
@@ -325,7 +325,7 @@ class TestErrors:
     ) -> None:
         write_project(pytester, base_name)
         external_env(monkeypatch, server_url, base_name)
-        output = self.run_failing(pytester, "--db-schema", "no_such_module:Base")
+        output = self.run_failing(pytester, "--ci-kit-schema", "no_such_module:Base")
         assert "schema source 'no_such_module:Base' does not import" in output
 
     def test_failing_migration(
@@ -345,7 +345,7 @@ class TestErrors:
             """
         )
         external_env(monkeypatch, server_url, base_name)
-        output = self.run_failing(pytester, "--db-schema", "broken:metadata")
+        output = self.run_failing(pytester, "--ci-kit-schema", "broken:metadata")
         assert "building the schema from metadata (broken:metadata) failed" in output
         assert 'type "no_such_type" does not exist' in output
         assert database_names(server_url, base_name) == set()
@@ -376,10 +376,10 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "ci-kit: a PostgreSQL database per xdist worker:",
-            "*--db-url=URL*",
-            "*--db-schema=*",
-            "*--db-isolation=*",
-            "*--db-reuse*",
+            "*--ci-kit-url=URL*",
+            "*--ci-kit-schema=*",
+            "*--ci-kit-isolation=*",
+            "*--ci-kit-reuse*",
         ]
     )
 

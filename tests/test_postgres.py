@@ -21,9 +21,9 @@ import psycopg
 import pytest
 from sqlalchemy import URL, create_engine, text
 
-from ci.dburl import mask, render
-from ci.errors import EmbeddedServerFailed, PostgresNotFound
-from ci.postgres import (
+from ci_kit.dburl import mask, render
+from ci_kit.errors import EmbeddedServerFailed, PostgresNotFound
+from ci_kit.postgres import (
     PREFIX,
     EmbeddedPostgres,
     PgBinaries,
@@ -130,7 +130,7 @@ def test_not_found_names_the_places_and_the_fixes(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "\n" not in message
     assert f"{incomplete} (no initdb/pg_ctl/postgres)" in message
-    for fix in ("apt install postgresql", "ci-kit[embedded]", "--db-url", "CI_KIT_DATABASE_URL"):
+    for fix in ("apt install postgresql", "ci-kit[embedded]", "--ci-kit-url", "CI_KIT_DATABASE_URL"):
         assert fix in message
 
 
@@ -276,7 +276,7 @@ def killed_run(system: PgBinaries) -> Iterator[Path]:
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from ci.postgres import EmbeddedPostgres, find_binaries\n"
+        "from ci_kit.postgres import EmbeddedPostgres, find_binaries\n"
         "server = EmbeddedPostgres(find_binaries(Path(sys.argv[1]), search=False))\n"
         "server.start()\n"
         "print(server.directory, flush=True)\n"
@@ -320,7 +320,7 @@ def test_an_interpreter_exiting_without_stop_still_stops_its_server(system: PgBi
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from ci.postgres import EmbeddedPostgres, find_binaries\n"
+        "from ci_kit.postgres import EmbeddedPostgres, find_binaries\n"
         "server = EmbeddedPostgres(find_binaries(Path(sys.argv[1]), search=False))\n"
         "server.start()\n"
         "print(server.directory, flush=True)\n"

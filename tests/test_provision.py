@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import URL
 
-from ci import provision
-from ci.dburl import with_database
-from ci.errors import AuthenticationFailed, ForeignDatabase, PermissionDenied, ServerUnreachable
-from ci.provision import Admin, Mark
+from ci_kit import provision
+from ci_kit.dburl import with_database
+from ci_kit.errors import AuthenticationFailed, ForeignDatabase, PermissionDenied, ServerUnreachable
+from ci_kit.provision import Admin, Mark
 from tests.conftest import TEST_PASSWORD, connect_to, create_unmarked, database_names
 
 

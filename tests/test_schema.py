@@ -11,9 +11,9 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from ci.errors import MigrationFailed, SchemaSourceError
-from ci.provision import Admin, Mark
-from ci.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
+from ci_kit.errors import MigrationFailed, SchemaSourceError
+from ci_kit.provision import Admin, Mark
+from ci_kit.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
 
 ENV_PY = """
 from alembic import context

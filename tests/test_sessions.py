@@ -20,7 +20,7 @@ def test_install_comes_from_the_pyproject_extras() -> None:
 
 def test_parallel_run_uses_loadfile_and_forwards_posargs() -> None:
     command = SuiteRun(parallel=True).command(["-k", "reports", "-x"])
-    assert command[:4] == ["python", "-m", "ci", "pytest"]
+    assert command[:4] == ["python", "-m", "ci_kit", "pytest"]
     assert command[command.index("-n") + 1] == "auto"
     assert command[command.index("--dist") + 1] == "loadfile"
     assert command[-3:] == ["-k", "reports", "-x"]

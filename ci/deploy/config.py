@@ -21,10 +21,10 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from ci.dburl import mask, parse_database_url
+from ci_kit.dburl import mask, parse_database_url
 from ci.deploy.errors import DeployConfigError
 from ci.deploy.plan import Masker
-from ci.errors import InvalidDatabaseUrl
+from ci_kit.errors import InvalidDatabaseUrl
 
 TARGETS = ("local", "ssh", "command")
 

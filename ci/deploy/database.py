@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import URL
 
-from ci.config import load_config, read_pyproject_table
+from ci_kit.config import load_config, read_pyproject_table
 from ci.deploy.config import DeployConfig, EnvironmentConfig
 
 
@@ -16,12 +16,12 @@ def resolve(config: DeployConfig, env: EnvironmentConfig, log: Callable[[str], N
 
     With no ``database_url`` configured, the database (``finance_report_staging``...)
     lives on the embedded PostgreSQL this project keeps running (the one
-    ``python -m ci server`` prints), created if missing and never dropped by the kit.
+    ``python -m ci_kit server`` prints), created if missing and never dropped by the kit.
     """
     if env.database_url is not None:
         return env.database_url
-    from ci.lifecycle import start_embedded
-    from ci.provision import Admin
+    from ci_kit.lifecycle import start_embedded
+    from ci_kit.provision import Admin
 
     table = read_pyproject_table(config.root) or {}
     kit = load_config(config.root, {**table, "reuse": True, "server": "embedded"}, os.environ, {})

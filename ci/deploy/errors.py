@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ci.errors import CiKitError
+from ci_kit.errors import CiKitError
 
 
 class DeployError(CiKitError):

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ci.dburl import secret_forms
+from ci_kit.dburl import secret_forms
 
 MASK = "***"
 MANIFEST_VERSION = 1

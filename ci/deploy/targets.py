@@ -17,7 +17,7 @@ from typing import Protocol
 
 from sqlalchemy.engine import URL
 
-from ci.dburl import mask, render
+from ci_kit.dburl import mask, render
 from ci.deploy import manifest, venvs
 from ci.deploy.config import DeployConfig, EnvironmentConfig
 from ci.deploy.errors import CommandFailed, DeployError

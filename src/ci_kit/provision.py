@@ -20,8 +20,8 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from ci.dburl import advisory_lock_key, mask, redact, with_database
-from ci.errors import (
+from ci_kit.dburl import advisory_lock_key, mask, redact, with_database
+from ci_kit.errors import (
     AuthenticationFailed,
     CiKitError,
     ForeignDatabase,
@@ -205,7 +205,7 @@ class Admin:
     def ensure_database(self, name: str) -> bool:
         """Create an unmarked database unless it exists: one the kit will never drop.
 
-        For development databases (``python -m ci server --database``), which
+        For development databases (``python -m ci_kit server --database``), which
         belong to the person who asked for them, not to a test run.
         """
         if self.mark_of(name)[0]:

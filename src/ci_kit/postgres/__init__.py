@@ -9,10 +9,10 @@ PostgreSQL refuses to run as root, so as root every server command runs as an
 unprivileged user. A killed run never reaches its teardown and its postmaster, in its
 own session, outlives it: every start first sweeps the clusters whose owner is gone.
 
-- :mod:`ci.postgres.binaries`: finding the server binaries, and the user they run as;
-- :mod:`ci.postgres.processes`: where clusters live, their owners and postmasters;
-- :mod:`ci.postgres.cluster`: :class:`EmbeddedPostgres`, one running cluster;
-- :mod:`ci.postgres.__main__`: ``python -m ci.postgres stop DATA_DIR``.
+- :mod:`ci_kit.postgres.binaries`: finding the server binaries, and the user they run as;
+- :mod:`ci_kit.postgres.processes`: where clusters live, their owners and postmasters;
+- :mod:`ci_kit.postgres.cluster`: :class:`EmbeddedPostgres`, one running cluster;
+- :mod:`ci_kit.postgres.__main__`: ``python -m ci_kit.postgres stop DATA_DIR``.
 
 The names re-exported here are the API; the modules' other names without a leading
 underscore are shared between them, internal to the package.
@@ -22,18 +22,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ci.postgres.binaries import PgBinaries, find_binaries
-from ci.postgres.cluster import EmbeddedPostgres
-from ci.postgres.processes import PREFIX, cluster_root, stop_persistent, sweep_orphans
+from ci_kit.postgres.binaries import PgBinaries, find_binaries
+from ci_kit.postgres.cluster import EmbeddedPostgres
+from ci_kit.postgres.processes import PREFIX, cluster_root, stop_persistent, sweep_orphans
 
 if TYPE_CHECKING:
-    from ci.postgres.__main__ import main
+    from ci_kit.postgres.__main__ import main
 else:
 
     def __getattr__(name: str) -> object:
-        """``main`` on first use: imported with the package, ``-m ci.postgres`` would warn."""
+        """``main`` on first use: imported with the package, ``-m ci_kit.postgres`` would warn."""
         if name == "main":
-            from ci.postgres.__main__ import main
+            from ci_kit.postgres.__main__ import main
 
             return main
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

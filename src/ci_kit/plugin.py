@@ -1,23 +1,29 @@
-"""The pytest plugin: options, the controller/worker hand-off, and the fixtures.
+"""The pytest plugin: options, who prepares the run, the hand-off to xdist workers.
 
-Registered through the ``pytest11`` entry point. It holds no SQL: it decides who
-prepares the run (the xdist controller, or a serial pytest process), hands the
-plan to workers through ``workerinput`` as pytest-xdist's own plugins do, and
-turns the kit's errors into one-line usage errors.
+Registered through the ``pytest11`` entry point, so every pytest process in an
+environment that has the kit installed imports it, whether its project uses the
+kit or not. At import it therefore loads nothing but the standard library, pytest
+and the kit's light modules (``config``, ``fixtures``, ``errors``); SQLAlchemy,
+psycopg and the server code are imported only by a run that enables the kit.
+
+It holds no SQL: it decides who prepares the run (the xdist controller, or a
+serial pytest process), hands the plan to workers through ``workerinput`` as
+pytest-xdist's own plugins do, and turns the kit's errors into one-line usage
+errors.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ci.config import SETTINGS, KitConfig, load_config, read_pyproject_table
-from ci.dburl import redact, render
-from ci.errors import CiKitError
-from ci.fixtures import (
+from ci_kit.config import SETTINGS, KitConfig, is_enabled, load_config, read_pyproject_table
+from ci_kit.errors import CiKitError
+from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
+from ci_kit.fixtures import (
     DATABASES_KEY,
     ISOLATION_MARKER,
     db_connection,
@@ -25,20 +31,23 @@ from ci.fixtures import (
     db_session,
     db_url,
 )
-from ci.lifecycle import RunPlan, RunReport, WorkerDatabases, prepared_run_from_env
+
+if TYPE_CHECKING:
+    from ci_kit.lifecycle import RunPlan, RunReport
 
 __all__ = ["db_connection", "db_engine", "db_session", "db_url"]
 
 _WIRE_KEY = "ci_kit"
 _CONFIG_KEY = pytest.StashKey[KitConfig]()
-_REPORT_KEY = pytest.StashKey[RunReport]()
+_REPORT_KEY = pytest.StashKey["RunReport"]()
 _STARTED_KEY = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ci-kit", "ci-kit: a PostgreSQL database per xdist worker")
     for setting in SETTINGS:
-        group.addoption(setting.flag, **setting.option_kwargs())
+        # Values are checked by load_config, so a bad one is the kit's one-line error.
+        group.addoption(setting.flag, **setting.option_kwargs(with_choices=False))
 
 
 @pytest.hookimpl(trylast=True)
@@ -50,37 +59,25 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[_STARTED_KEY] = time.perf_counter()
     try:
-        kit = _load_config(config)
-        config.stash[_CONFIG_KEY] = kit
         workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
         if workerinput is not None:
             if _WIRE_KEY in workerinput:
-                _open_databases(config, RunPlan.from_wire(workerinput[_WIRE_KEY]), workerinput)
+                from ci_kit.lifecycle import RunPlan
+
+                plan = RunPlan.from_wire(workerinput[_WIRE_KEY])
+                _open_databases(config, plan, workerinput["workerid"])
             return
-        plan = _plan_of_this_run(config, kit)
-        if plan is None:
+        if _only_informs(config) or not _wanted(config):
             return
+        kit = _load_config(config)
+        config.stash[_CONFIG_KEY] = kit
+        plan = _prepare_run(config, kit)
         if _is_xdist_controller(config):
             config.pluginmanager.register(_ControllerHooks(plan), "ci_kit_controller")
         else:
             _open_databases(config, plan, None)
     except CiKitError as error:
         raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
-
-
-def _plan_of_this_run(config: pytest.Config, kit: KitConfig) -> RunPlan | None:
-    """The plan a wrapper prepared (``python -m ci pytest``), or one prepared here.
-
-    None when the kit has nothing to do: not enabled, or a run that only lists or
-    explains (``--help``, ``--collect-only``).
-    """
-    if _only_informs(config):
-        return None
-    handed_over = prepared_run_from_env(os.environ)
-    if handed_over is not None:
-        plan, config.stash[_REPORT_KEY] = handed_over
-        return plan
-    return _prepare_run(config, kit) if kit.enabled else None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -119,13 +116,24 @@ class _ControllerHooks:
         node.workerinput[_WIRE_KEY] = self._wire
 
 
+def _cli_values(config: pytest.Config) -> dict[str, object]:
+    return {setting.dest: config.getoption(setting.dest) for setting in SETTINGS}
+
+
+def _wanted(config: pytest.Config) -> bool:
+    """Does this run use the kit? Cheap: asked by every pytest process."""
+    if config.pluginmanager.has_plugin(REQUESTED_PLUGIN):
+        return True
+    return is_enabled(read_pyproject_table(config.rootpath), os.environ, _cli_values(config))
+
+
 def _load_config(config: pytest.Config) -> KitConfig:
-    cli = {setting.dest: config.getoption(setting.dest) for setting in SETTINGS}
-    return load_config(config.rootpath, read_pyproject_table(config.rootpath), os.environ, cli)
+    table = read_pyproject_table(config.rootpath) or {}
+    return load_config(config.rootpath, table, os.environ, _cli_values(config))
 
 
 def _prepare_run(config: pytest.Config, kit: KitConfig) -> RunPlan:
-    from ci.lifecycle import prepare_run
+    from ci_kit.lifecycle import prepare_run
 
     writer = config.get_terminal_writer()
     verbose = config.get_verbosity() > 0
@@ -149,11 +157,11 @@ def _prepare_run(config: pytest.Config, kit: KitConfig) -> RunPlan:
     return run.plan
 
 
-def _open_databases(
-    config: pytest.Config, plan: RunPlan, workerinput: dict[str, Any] | None
-) -> None:
+def _open_databases(config: pytest.Config, plan: RunPlan, worker_id: str | None) -> None:
     """Clone this process's database before collection, so application imports see it."""
-    worker_id = workerinput["workerid"] if workerinput else None
+    from ci_kit.dburl import render
+    from ci_kit.lifecycle import WorkerDatabases
+
     databases = WorkerDatabases(plan, worker_id)
     config.add_cleanup(databases.close)
     url = databases.create()
@@ -191,5 +199,7 @@ def _safe_message(config: pytest.Config, error: CiKitError) -> str:
     message = str(error)
     kit = config.stash.get(_CONFIG_KEY, None)
     if kit is not None and kit.url is not None:
+        from ci_kit.dburl import redact
+
         message = redact(message, kit.url)
     return message

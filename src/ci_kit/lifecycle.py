@@ -1,15 +1,13 @@
 """A run's life: prepare once (server, locks, sweep, template), clone per worker, clean up.
 
-The controller (or a serial pytest process, or a nox session before pytest starts)
-calls :func:`prepare_run`; each worker opens :class:`WorkerDatabases` from the
-:class:`RunPlan` it was handed. Both ends are idempotent, because pytest-xdist has
+The controller (or a serial pytest process) calls :func:`prepare_run`; each worker
+opens :class:`WorkerDatabases` from the :class:`RunPlan` it was handed. Both ends are idempotent, because pytest-xdist has
 no teardown that always runs: whatever a killed worker leaves, the controller's
 :meth:`PreparedRun.close` or the next run's sweep removes.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -22,9 +20,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from ci import provision
-from ci.config import KitConfig
-from ci.dburl import (
+from ci_kit import provision
+from ci_kit.config import KitConfig
+from ci_kit.dburl import (
     check_test_name,
     fresh_database_name,
     run_base_name,
@@ -33,11 +31,11 @@ from ci.dburl import (
     with_database,
     worker_database_name,
 )
-from ci.provision import Admin, Mark
-from ci.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
+from ci_kit.provision import Admin, Mark
+from ci_kit.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
 
 if TYPE_CHECKING:
-    from ci.postgres import EmbeddedPostgres
+    from ci_kit.postgres import EmbeddedPostgres
 
 Log = Callable[[str], None]
 
@@ -123,27 +121,6 @@ class RunReport:
         if self.swept:
             lines.append(f"dropped {len(self.swept)} leftover database(s): {', '.join(self.swept)}")
         return lines
-
-
-PREPARED_RUN_ENV = "CI_KIT_PREPARED_RUN"
-"""Set by a tool that prepared the run before starting pytest (``python -m ci pytest``).
-
-It carries the plan, server password included, through the environment, never argv.
-"""
-
-
-def prepared_run_to_env(plan: RunPlan, report: RunReport) -> str:
-    return json.dumps({"plan": plan.to_wire(), "report": asdict(report)})
-
-
-def prepared_run_from_env(environ: Mapping[str, str]) -> tuple[RunPlan, RunReport] | None:
-    """The plan and report a wrapper handed over, or None when pytest prepares itself."""
-    raw = environ.get(PREPARED_RUN_ENV)
-    if not raw:
-        return None
-    payload = json.loads(raw)
-    report = dict(payload["report"], swept=tuple(payload["report"]["swept"]))
-    return RunPlan.from_wire(payload["plan"]), RunReport(**report)
 
 
 class PreparedRun:
@@ -247,7 +224,7 @@ def _start_server(
     if not config.wants_embedded:
         assert config.url is not None
         return None, with_database(config.url, config.maintenance_db), "external"
-    from ci.postgres import EmbeddedPostgres, find_binaries
+    from ci_kit.postgres import EmbeddedPostgres, find_binaries
 
     # A configured directory is used or refused, never silently replaced by another.
     explicit = config.pg_bin_dir is not None
@@ -279,7 +256,7 @@ def reuse_data_dir(root: Path) -> Path:
     may not be able to enter the project's directory; in RAM where possible, like
     every embedded cluster, because clones are 25 times faster there.
     """
-    from ci.postgres import cluster_root
+    from ci_kit.postgres import cluster_root
 
     name = f"ci-kit-reuse-{os.getuid()}-{short_hash(str(root.resolve()))}"
     return cluster_root() / name

@@ -1,4 +1,4 @@
-"""``python -m ci.postgres stop DATA_DIR``: stop the server reuse mode left running."""
+"""``python -m ci_kit.postgres stop DATA_DIR``: stop the server reuse mode left running."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ci.postgres.processes import stop_persistent
+from ci_kit.postgres.processes import stop_persistent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ci.postgres stop DATA_DIR``: stop the server reuse mode left running."""
+    """``python -m ci_kit.postgres stop DATA_DIR``: stop the server reuse mode left running."""
     parser = argparse.ArgumentParser(
-        prog="python -m ci.postgres", description="Manage the PostgreSQL servers ci-kit runs."
+        prog="python -m ci_kit.postgres", description="Manage the PostgreSQL servers ci-kit runs."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     stop = commands.add_parser("stop", help="stop the server running from a reuse-mode DATA_DIR")

@@ -26,10 +26,10 @@ from typing import Literal, Self
 
 from sqlalchemy.engine import URL
 
-from ci.dburl import DRIVERNAME, short_hash
-from ci.errors import EmbeddedServerFailed
-from ci.postgres.binaries import PgBinaries, run, server_user, usable_bin_dir
-from ci.postgres.processes import (
+from ci_kit.dburl import DRIVERNAME, short_hash
+from ci_kit.errors import EmbeddedServerFailed
+from ci_kit.postgres.binaries import PgBinaries, run, server_user, usable_bin_dir
+from ci_kit.postgres.processes import (
     PREFIX,
     Log,
     cluster_root,
@@ -120,7 +120,7 @@ class EmbeddedPostgres:
         elif url is not None:
             self._log(
                 f"leaving PostgreSQL running from {self.persistent_dir} for the next run; "
-                f"stop it with: python -m ci.postgres stop {shlex.quote(str(self.persistent_dir))}"
+                f"stop it with: python -m ci_kit.postgres stop {shlex.quote(str(self.persistent_dir))}"
             )
 
     def _start_ephemeral(self) -> URL:

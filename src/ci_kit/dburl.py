@@ -14,7 +14,7 @@ import urllib.parse
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from ci.errors import InvalidDatabaseUrl, UnsafeDatabaseName
+from ci_kit.errors import InvalidDatabaseUrl, UnsafeDatabaseName
 
 MAX_IDENTIFIER_BYTES = 63
 """PostgreSQL silently truncates longer identifiers; we shorten them ourselves."""
@@ -141,7 +141,7 @@ def check_test_name(base: str, *, allow_any_name: bool) -> None:
         return
     raise UnsafeDatabaseName(
         f"refusing base database name {base!r}: it does not contain 'test'; "
-        "use a name like 'app_test', or pass --db-allow-any-name if you are sure"
+        "use a name like 'app_test', or pass --ci-kit-allow-any-name if you are sure"
     )
 
 

@@ -1,0 +1,112 @@
+"""``python -m ci_kit``: run pytest with the kit on, and keep a server for local work.
+
+``python -m ci_kit pytest ARGS`` is ``pytest ARGS`` with the kit enabled, whether
+or not the project has a ``[tool.ci-kit]`` table: the process becomes that
+pytest run, so the project root, its configuration and the preparation are
+exactly those of the plugin in a plain ``pytest`` run (one path prepares a run).
+``python -m ci_kit server`` starts the embedded server kept for the project that
+pytest's rootdir rule finds from the current directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from ci_kit.config import load_config, read_pyproject_table
+from ci_kit.errors import CiKitError
+from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
+from ci_kit.project import find_rootdir
+
+_DESCRIPTION = """pytest: run pytest with ci-kit enabled (a database per xdist worker), even in a
+project without a [tool.ci-kit] table; every argument after 'pytest' goes to
+pytest, --ci-kit-* options included. Configuration comes from [tool.ci-kit] in
+the pyproject.toml of pytest's rootdir and the CI_KIT_* environment variables.
+
+server: start or find the embedded PostgreSQL kept for this project."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # pytest's arguments are passed on untouched, so they never meet argparse.
+    if arguments[:1] == ["pytest"]:
+        return run_pytest(arguments[1:])
+    options = _parser().parse_args(arguments)
+    if options.command is None:
+        _parser().print_help()
+        return 2
+    try:
+        return _server(options.database, stop=options.stop, root=find_rootdir(Path.cwd()))
+    except CiKitError as error:
+        print(f"ERROR: ci-kit: {error}", file=sys.stderr)
+        return 4
+
+
+def _server(database: str | None, *, stop: bool, root: Path) -> int:
+    """Start or find this project's kept embedded server; print a URL for it."""
+    from ci_kit.dburl import render
+    from ci_kit.lifecycle import reuse_data_dir, start_embedded
+    from ci_kit.postgres import stop_persistent
+    from ci_kit.provision import Admin
+
+    data_dir = reuse_data_dir(root)
+    if stop:
+        stopped = stop_persistent(data_dir)
+        _say(f"stopped the server in {data_dir}" if stopped else "no server was running")
+        return 0
+    table = read_pyproject_table(root) or {}
+    config = load_config(root, {**table, "reuse": True, "server": "embedded"}, os.environ, {})
+    url = start_embedded(config, log=lambda message: print(message, file=sys.stderr))
+    if database:
+        admin = Admin(url)
+        try:
+            if admin.ensure_database(database):
+                print(f"ci-kit: created database {database}", file=sys.stderr)
+        finally:
+            admin.close()
+        url = url.set(database=database)
+    print(render(url))
+    return 0
+
+
+def run_pytest(pytest_args: Sequence[str]) -> NoReturn:
+    """Become ``python -m pytest -p ci_kit.requested ARGS``.
+
+    The process is replaced rather than pytest run in it: pytest must import the
+    plugin itself (to rewrite its asserts, and to find the root and configuration
+    its own way), and signals then reach pytest directly.
+    """
+    argv = [sys.executable, "-m", "pytest", "-p", REQUESTED_PLUGIN, *pytest_args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ci_kit",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{pytest,server}")
+    commands.add_parser("pytest", help="pytest ARGS... with the kit enabled")
+    server = commands.add_parser(
+        "server",
+        help="start (or find) this project's kept embedded server and print its URL",
+        description="Start, or find running, the embedded PostgreSQL kept for this project "
+        "(the one --ci-kit-reuse uses) and print a URL for it on stdout, e.g. for "
+        "DATABASE_URL when running an application locally.",
+    )
+    server.add_argument(
+        "--database", metavar="NAME", help="create NAME if missing and print its URL instead"
+    )
+    server.add_argument("--stop", action="store_true", help="stop the kept server")
+    return parser
+
+
+def _say(message: str) -> None:
+    print(f"ci-kit: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,94 @@
+"""The fixtures a suite uses: its database's URL, an engine, a connection, a session.
+
+Per-test isolation follows pytest-django's shape: a default for the run, and a
+marker to opt single tests into something stronger (see :mod:`ci_kit.isolation`).
+
+The plugin imports this module in every pytest process, so SQLAlchemy is imported
+inside the fixtures, when a test first asks for a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
+
+import pytest
+
+from ci_kit.config import ISOLATIONS, Isolation
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Connection, Engine
+    from sqlalchemy.orm import Session
+
+    from ci_kit.lifecycle import WorkerDatabases
+
+ISOLATION_MARKER = "db_isolation"
+DATABASES_KEY = pytest.StashKey["WorkerDatabases"]()
+
+_NOT_ENABLED = (
+    "ci-kit is not enabled for this run: add a [tool.ci-kit] table to pyproject.toml, "
+    "or pass --ci-kit-url / set CI_KIT_DATABASE_URL"
+)
+
+
+@pytest.fixture(scope="session")
+def db_url(request: pytest.FixtureRequest) -> URL:
+    """This process's test database (``<base>_gwN`` under xdist), password intact."""
+    return _databases(request).url
+
+
+@pytest.fixture(scope="session")
+def db_engine(db_url: URL) -> Iterator[Engine]:
+    """An engine on this process's test database, disposed at the end of the session."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db_connection(request: pytest.FixtureRequest, db_engine: Engine) -> Iterator[Connection]:
+    """A connection isolated according to the test's ``db_isolation`` marker."""
+    from ci_kit import isolation
+
+    mode = isolation_of(request)
+    if mode == "rollback":
+        yield from isolation.rolled_back(db_engine)
+    elif mode == "truncate":
+        yield from isolation.truncated(request.config.stash, db_engine)
+    else:
+        yield from isolation.fresh(_databases(request))
+
+
+@pytest.fixture
+def db_session(db_connection: Connection) -> Iterator[Session]:
+    """An ORM session on ``db_connection``; ``commit()`` releases a SAVEPOINT, not the test."""
+    from sqlalchemy.orm import Session
+
+    session = Session(
+        bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    yield session
+    session.close()
+
+
+def isolation_of(request: pytest.FixtureRequest) -> Isolation:
+    """The test's marker, else the run's default (``[tool.ci-kit] isolation``)."""
+    marker = request.node.get_closest_marker(ISOLATION_MARKER)
+    if marker is None:
+        return _databases(request).plan.isolation  # type: ignore[return-value]
+    mode = marker.args[0] if marker.args else marker.kwargs.get("mode")
+    if mode not in ISOLATIONS:
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: @pytest.mark.{ISOLATION_MARKER} takes one of "
+            f"{', '.join(ISOLATIONS)}, not {mode!r}"
+        )
+    return cast(Isolation, mode)
+
+
+def _databases(request: pytest.FixtureRequest) -> WorkerDatabases:
+    databases = request.config.stash.get(DATABASES_KEY, None)
+    if databases is None:
+        pytest.fail(_NOT_ENABLED, pytrace=False)
+    return databases

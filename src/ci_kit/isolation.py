@@ -1,0 +1,79 @@
+"""How one test's database work is undone: rollback, truncate, or a fresh clone.
+
+- ``rollback`` (default): the test runs inside a transaction rolled back at its end;
+  the ORM session joins it in SAVEPOINT mode, so application code may ``commit()``.
+- ``truncate``: real commits; afterwards every table that was empty in the
+  template is truncated (seed rows written by migrations are kept).
+- ``fresh``: the test gets its own clone of the template, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from ci_kit.lifecycle import WorkerDatabases
+
+_TRUNCATABLE_KEY = pytest.StashKey[list[str]]()
+
+
+def rolled_back(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            yield connection
+        finally:
+            if transaction.is_active:
+                transaction.rollback()
+
+
+def truncated(stash: pytest.Stash, engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as connection:
+        tables = _truncatable_tables(stash, connection)
+        try:
+            yield connection
+        finally:
+            connection.rollback()
+            if tables:
+                connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                connection.commit()
+
+
+def fresh(databases: WorkerDatabases) -> Iterator[Connection]:
+    url = databases.create_fresh()
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+        databases.drop(url)
+
+
+def _truncatable_tables(stash: pytest.Stash, connection: Connection) -> list[str]:
+    """Quoted names of the tables that are empty in the template, found once per process.
+
+    Found before the first truncate test changes anything, when the worker's
+    database still equals the template: rollback tests leave no trace.
+    """
+    if _TRUNCATABLE_KEY not in stash:
+        rows = connection.execute(
+            text(
+                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+                "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') "
+                "AND tablename <> 'alembic_version' ORDER BY 1"
+            )
+        ).scalars()
+        stash[_TRUNCATABLE_KEY] = [
+            name
+            for name in rows
+            if connection.execute(text(f"SELECT NOT EXISTS (SELECT FROM {name})")).scalar()
+        ]
+        connection.rollback()
+    return stash[_TRUNCATABLE_KEY]

@@ -113,7 +113,10 @@ def _install(session: nox.Session, *groups: str, sample: bool = False) -> None:
     """The kit, the sample backend and its suite's needs if asked, and dependency groups."""
     requirements = list(nox.project.dependency_groups(PYPROJECT, *groups))
     if sample:
-        requirements += [*sessions.SAMPLE_APP, *nox.project.dependency_groups(SAMPLE_PYPROJECT, "test")]
+        requirements += [
+            *sessions.SAMPLE_APP,
+            *nox.project.dependency_groups(SAMPLE_PYPROJECT, "test"),
+        ]
     session.install(*sessions.KIT, *requirements)
 
 

@@ -76,7 +76,12 @@ def write_yaml(path: Path, data: Mapping[str, Any]) -> Path:
 
 
 class Deployer:
-    """Runs ``invoke`` in the clone as a person would, keeping every line it printed."""
+    """Runs ``invoke`` in the clone as a person would, keeping every line it printed.
+
+    The tasks are this work tree's (``--search-root REPO``), not the clone's committed
+    ones, so the runtime file must set ``deploy.project`` to the clone: the tasks
+    deploy the directory of the ``tasks.py`` invoke loaded unless told otherwise.
+    """
 
     def __init__(self, repo: Path, config: Path, environ: dict[str, str]) -> None:
         self.repo = repo

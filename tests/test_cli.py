@@ -1,9 +1,10 @@
-"""``python -m ci_kit pytest``: preparation before pytest starts, as nox sessions use it."""
+"""``python -m ci_kit``: pytest with the kit on (as nox runs the sample), and a kept server."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import URL
@@ -13,15 +14,14 @@ from tests.conftest import TEST_PASSWORD, database_names
 from tests.test_plugin import seen, write_project
 
 
-def run_cli(pytester: pytest.Pytester, *args: str) -> subprocess.CompletedProcess[str]:
+def run_python(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ci_kit", *args],
-        cwd=pytester.path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
     )
+
+
+def run_cli(pytester: pytest.Pytester, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_python(pytester.path, "-m", "ci_kit", *args)
 
 
 def test_prepares_once_and_pytest_workers_only_clone(
@@ -33,7 +33,6 @@ def test_prepares_once_and_pytest_workers_only_clone(
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "ci-kit: building template" in out
-    assert "ci-kit: prepared in" in out
     assert "ci-kit: 8 tests (8 passed) on 2 workers" in out
     assert out.count("building template") == 1
     assert TEST_PASSWORD not in out + result.stderr
@@ -50,14 +49,56 @@ def test_pytest_failures_set_the_exit_code(
     result = run_cli(pytester, "pytest", "-p", "no:randomly")
     assert result.returncode == 1
     assert "ci-kit: 3 tests (2 passed, 1 failed) on 1 process" in result.stdout
-    assert "cleaned up" in result.stdout
+    assert database_names(server_url, base_name) == {template_of(server_url, base_name)}
+
+
+def template_of(server_url: URL, base_name: str) -> str:
+    (template,) = database_names(server_url, f"{base_name}_tpl_")
+    return template
+
+
+def test_asking_for_the_kit_enables_it_without_a_table(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_plain="def test_db(db_url):\n    assert db_url.database == 'test'\n")
+    plain_pytest = ("-m", "pytest", "-p", "no:randomly")
+    monkeypatch.setenv("CI_KIT_SERVER", "embedded")
+    setting_given = run_python(pytester.path, *plain_pytest)
+    assert "ci-kit: 1 tests (1 passed)" in setting_given.stdout
+    monkeypatch.delenv("CI_KIT_SERVER")
+    monkeypatch.setenv("CI_KIT_REUSE", "0")  # a false boolean is not a request
+    off = run_python(pytester.path, *plain_pytest)
+    assert off.returncode == 1
+    assert "ci-kit is not enabled for this run" in off.stdout
+    on = run_cli(pytester, "pytest", "-p", "no:randomly")
+    assert on.returncode == 0, on.stdout + on.stderr
+    assert "(embedded)" in on.stdout
+
+
+def test_from_a_subdirectory_it_behaves_as_pytest_does_there(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, server_url: URL, base_name: str
+) -> None:
+    write_project(pytester, base_name, count=1)
+    monkeypatch.setenv("CI_KIT_DATABASE_URL", render(server_url.set(database=base_name)))
+    sub = pytester.mkdir("sub")
+    (sub / "test_sub.py").write_text(
+        "from sqlalchemy import func, select\nfrom models import Item\n\n"
+        "def test_schema_is_the_projects(db_session):\n"
+        "    assert db_session.scalar(select(func.count()).select_from(Item)) == 0\n"
+    )
+    result = run_python(
+        sub, "-m", "ci_kit", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"rootdir: {pytester.path}" in result.stdout
+    assert "ci-kit: 1 tests (1 passed)" in result.stdout
 
 
 def test_configuration_errors_are_one_line(pytester: pytest.Pytester) -> None:
     write_project(pytester, "app_test")
     result = run_cli(pytester, "pytest", "--ci-kit-url", "mysql://u:hunter2@h/app_test")
     assert result.returncode == 4
-    assert result.stderr.strip().startswith("ci-kit: error:")
+    assert result.stderr.strip().startswith("ERROR: ci-kit:")
     assert "is not a PostgreSQL URL" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
     assert len(result.stderr.strip().splitlines()) == 1
@@ -66,7 +107,7 @@ def test_configuration_errors_are_one_line(pytester: pytest.Pytester) -> None:
 def test_help_explains_the_command(pytester: pytest.Pytester) -> None:
     result = run_cli(pytester, "--help")
     assert result.returncode == 0
-    assert "prepare a ci-kit run" in result.stdout
+    assert "pytest with ci-kit enabled" in result.stdout.replace("\n", " ")
     assert "{pytest,server}" in result.stdout
     assert run_cli(pytester).returncode == 2
 
@@ -91,4 +132,4 @@ def test_server_keeps_an_embedded_postgres_for_local_development(
         assert "created database" not in again.stderr
     finally:
         stopped = run_cli(pytester, "server", "--stop")
-    assert "stopped the server" in stopped.stdout
+    assert "stopped the server" in stopped.stderr

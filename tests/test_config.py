@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from ci_kit.config import SETTINGS, load_config, read_pyproject_table
+from ci_kit.config import SETTINGS, is_enabled, load_config, read_pyproject_table
 from ci_kit.errors import ConfigurationError, InvalidDatabaseUrl
 
 ROOT = Path("/project")
@@ -21,6 +23,43 @@ def test_without_any_configuration_the_kit_stays_off() -> None:
     config = load_config(ROOT, None, {}, NO_CLI)
     assert not config.enabled
     assert config.wants_embedded
+
+
+@pytest.mark.parametrize(
+    ("table", "environ", "flags", "enabled"),
+    [
+        (None, {}, NO_CLI, False),
+        ({}, {}, NO_CLI, True),
+        (None, {"CI_KIT_DATABASE_URL": "postgresql://h/app_test"}, NO_CLI, True),
+        (None, {}, cli(isolation="fresh"), True),
+        (None, {}, cli(reuse=True), True),
+        (None, {"CI_KIT_REUSE": "0"}, NO_CLI, False),
+        (None, {"CI_KIT_ALLOW_ANY_NAME": "false"}, cli(reuse=False), False),
+        (None, {"CI_KIT_SCHEMA": ""}, NO_CLI, False),
+        (None, {"DATABASE_URL": "postgresql://h/app"}, NO_CLI, False),
+    ],
+)
+def test_the_kit_is_on_only_when_asked_and_a_false_boolean_is_not_asking(
+    table: dict[str, object] | None,
+    environ: dict[str, str],
+    flags: dict[str, object],
+    enabled: bool,
+) -> None:
+    assert is_enabled(table, environ, flags) is enabled
+    assert load_config(ROOT, table, environ, flags).enabled is enabled
+
+
+def test_deciding_whether_the_kit_is_on_imports_no_database_library() -> None:
+    code = (
+        "import sys; from ci_kit.config import is_enabled; import ci_kit.plugin; "
+        "is_enabled(None, {}, {}); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlalchemy', 'psycopg', 'alembic')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_an_empty_table_enables_the_kit_with_defaults() -> None:

@@ -74,10 +74,11 @@ def deployer(tmp_path: Path, clone: Path, deploy_database: URL) -> Iterator[Depl
         tmp_path / "deploy.yaml",
         {
             "deploy": {
+                "project": str(clone),
                 "environments": {
                     "staging": environment(port, database_url=configured_url(deploy_database)),
                     "production": environment(free_port(), promote_from="staging"),
-                }
+                },
             }
         },
     )

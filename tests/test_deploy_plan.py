@@ -105,6 +105,7 @@ def test_config_defaults_fill_an_environment(tmp_path: Path) -> None:
     assert staging.database_url is None
     assert config.state_dir == tmp_path / ".ci-kit"
     assert config.image.repository is None
+    assert config.build_directory == "backend_sample"
 
 
 def test_config_takes_database_password_and_tokens_from_the_environment(tmp_path: Path) -> None:
@@ -159,3 +160,9 @@ def test_config_accepts_invoke_string_values(tmp_path: Path) -> None:
     assert config.image.tls_verify is False
     assert config.image.engine_args == ("--root", "/x")
     assert config.environment("staging").smoke_tests is False
+
+
+@pytest.mark.parametrize("directory", ["/srv/app", "../elsewhere", "backend_sample/../.."])
+def test_config_builds_only_a_directory_inside_the_commit(tmp_path: Path, directory: str) -> None:
+    with pytest.raises(DeployConfigError, match="must be a path inside the repository"):
+        load_deploy_config({**settings(), "build": {"directory": directory}}, {}, tmp_path)

@@ -138,6 +138,7 @@ def test_build_push_and_roll_out_by_digest(
         tmp_path / "deploy.yaml",
         {
             "deploy": {
+                "project": str(repo),
                 "image": {
                     "repository": repository,
                     "containerfile": str(containerfile),
@@ -173,6 +174,8 @@ def test_build_push_and_roll_out_by_digest(
         assert release is not None
         assert release.image is not None
         assert release.image.digest is None
+        # The sample's own distribution, not the kit's (the repository root's).
+        assert {a.name.split("-")[0] for a in release.artifacts} == {"backend_sample"}
         assert {a.name.rsplit(".", 1)[-1] for a in release.artifacts} == {"whl", "gz"}
 
         done = run("push")

@@ -97,6 +97,7 @@ def test_ssh_target_deploys_the_release_layout_remotely(
         tmp_path / "deploy.yaml",
         {
             "deploy": {
+                "project": str(repo),
                 "environments": {
                     "staging": environment(
                         port,
@@ -108,7 +109,7 @@ def test_ssh_target_deploys_the_release_layout_remotely(
                         remote_python=sys.executable,
                         database_url=configured_url(deploy_database),
                     )
-                }
+                },
             }
         },
     )

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from invoke.collection import Collection
 from invoke.config import Config
 from invoke.context import MockContext
 from invoke.exceptions import Exit
 from invoke.runners import Result
+from sqlalchemy.engine import URL
 
-from ci.deploy import manifest, tasks
+from ci.deploy import database, manifest, tasks
 from ci.deploy.config import load_deploy_config
-from ci.deploy.errors import DeployError
+from ci.deploy.errors import DeployError, SmokeTestsFailed
 from ci.deploy.plan import Artifact, Image, Masker, Release
 from ci.deploy.shell import Shell
+from ci.deploy.smoke import SMOKE_MODULE, run_smoke_tests
+from ci_kit import lifecycle, provision
+from ci_kit.config import KitConfig
+from ci_kit.project import find_rootdir
+from tests.deploy_helpers import write_yaml
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 PASSWORD = "p@ss:w/rd%20 #?+"
@@ -26,12 +34,18 @@ DIGEST = "sha256:" + "4" * 64
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
-    monkeypatch.chdir(tmp_path)
+    """The deployed project; the tests run elsewhere, as invoke may be started anywhere."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "pyproject.toml").write_text("[project]\nname = 'not-this-one'\n")
+    monkeypatch.chdir(elsewhere)
     monkeypatch.setenv("CI_KIT_STAGING_DATABASE_PASSWORD", PASSWORD)
     monkeypatch.setenv("CI_KIT_REGISTRY_PASSWORD", REGISTRY_PASSWORD)
     monkeypatch.setenv("CI_KIT_STAGING_ADMIN_TOKEN", "admin-t0ken-value")
-    return tmp_path
+    return project
 
 
 def settings(**image: Any) -> dict[str, Any]:
@@ -47,8 +61,10 @@ def settings(**image: Any) -> dict[str, Any]:
     }
 
 
-def context(run: dict[Any, Result], **image: Any) -> MockContext:
+def context(ns: Collection, run: dict[Any, Result], **image: Any) -> MockContext:
+    """A context configured as invoke's executor configures one for a task of ``ns``."""
     config = Config(overrides={"deploy": settings(**image)})
+    config.load_collection(ns.configuration())
     return MockContext(config=config, run=run, repeat=True)
 
 
@@ -60,7 +76,7 @@ def write_release(project: Path, image: Image | None) -> Release:
     releases = project / ".ci-kit" / "releases"
     dist = manifest.dist_dir(releases, SHA)
     dist.mkdir(parents=True)
-    wheel = dist / "ci_kit-0.1.0-py3-none-any.whl"
+    wheel = dist / "backend_sample-0.2.0-py3-none-any.whl"
     wheel.write_bytes(b"wheel")
     release = Release(
         SHA, "2026-11-25T10:00:00Z", "https://x.invalid/r.git",
@@ -70,8 +86,8 @@ def write_release(project: Path, image: Image | None) -> Release:
     return release
 
 
-def test_namespace_lists_every_task_with_help_for_every_flag() -> None:
-    ns = tasks.namespace()
+def test_namespace_lists_every_task_with_help_for_every_flag(tmp_path: Path) -> None:
+    ns = tasks.namespace(tmp_path)
     names = set(ns.task_names)
     assert {"build", "push", "e2e", "deploy.staging", "deploy.production"} <= names
     assert {"deploy.rollback", "deploy.status"} <= names
@@ -85,52 +101,61 @@ def test_namespace_lists_every_task_with_help_for_every_flag() -> None:
 def test_dry_run_prints_the_plan_masked_and_runs_only_queries(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ctx = context({re.compile(r".*git rev-parse"): Result(SHA + "\n")})
-    tasks.namespace()["deploy.staging"](ctx, commit="main", dry_run=True)
+    ns = tasks.namespace(project)
+    ctx = context(ns, {re.compile(r".*git rev-parse"): Result(SHA + "\n")})
+    ns["deploy.staging"](ctx, commit="main", dry_run=True)
     out = capsys.readouterr().out
     assert f"deploy {SHA[:12]} to staging" in out
     assert "postgresql+psycopg://ci_kit:***@127.0.0.1:5432/finance_report_staging" in out
-    assert "1. build" in out
+    assert "1. build: wheel and sdist of 0123456789ab's backend_sample/" in out
     assert "alembic" in out
     assert "uvicorn" in out
     assert "nothing was changed" in out
     for secret in (PASSWORD, REGISTRY_PASSWORD, "admin-t0ken-value"):
         assert secret not in out
     assert all("git rev-parse" in command for command in commands(ctx))
+    assert commands(ctx)[0].startswith(f"cd {project} && git rev-parse")
+    assert str(project / ".ci-kit" / "deploy" / "staging") in out
     assert not (project / ".ci-kit").exists()
 
 
 def test_invoke_dry_flag_is_a_dry_run(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ctx = context({re.compile(r".*git rev-parse"): Result(SHA + "\n")})
+    ns = tasks.namespace(project)
+    ctx = context(ns, {re.compile(r".*git rev-parse"): Result(SHA + "\n")})
     ctx.config.run.dry = True
-    tasks.namespace()["deploy.staging"](ctx)
+    ns["deploy.staging"](ctx)
     assert "nothing was changed" in capsys.readouterr().out
     assert not (project / ".ci-kit").exists()
 
 
 def test_production_refuses_a_commit_staging_never_ran(project: Path) -> None:
     write_release(project, None)
-    ctx = context({re.compile(r".*git rev-parse"): Result(SHA + "\n")})
+    ns = tasks.namespace(project)
+    ctx = context(ns, {re.compile(r".*git rev-parse"): Result(SHA + "\n")})
     with pytest.raises(Exit, match="never went live on staging"):
-        tasks.namespace()["deploy.production"](ctx, commit=SHA)
+        ns["deploy.production"](ctx, commit=SHA)
 
 
 def test_build_refuses_a_dirty_work_tree(project: Path) -> None:
+    ns = tasks.namespace(project)
     ctx = context(
+        ns,
         {
             re.compile(r".*git rev-parse"): Result(SHA + "\n"),
             re.compile(r".*git status"): Result(" M backend_sample/app.py\n?? new_migration.py\n"),
-        }
+        },
     )
     with pytest.raises(Exit, match=r"uncommitted changes \(backend_sample/app.py, new_migration"):
-        tasks.namespace()["build"](ctx)
+        ns["build"](ctx)
 
 
 def test_push_logs_in_on_stdin_records_the_digest_and_does_not_repeat(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_release(project, Image("127.0.0.1:5000/app", SHA, "sha256:" + "1" * 64))
+    ns = tasks.namespace(project)
     ctx = context(
+        ns,
         {
             re.compile(r".*git rev-parse"): Result(SHA + "\n"),
             re.compile(r".*podman .*login"): Result("Login Succeeded!\n"),
@@ -139,7 +164,7 @@ def test_push_logs_in_on_stdin_records_the_digest_and_does_not_repeat(
         username="deployer",
         tls_verify=False,
     )
-    tasks.namespace()["push"](ctx, commit=SHA)
+    ns["push"](ctx, commit=SHA)
     ran = commands(ctx)
     login = next(command for command in ran if " login " in command)
     assert "--password-stdin" in login
@@ -154,8 +179,8 @@ def test_push_logs_in_on_stdin_records_the_digest_and_does_not_repeat(
     assert saved.image.digest == DIGEST
     assert saved.image.reference == f"127.0.0.1:5000/app@{DIGEST}"
 
-    again = context({re.compile(r".*git rev-parse"): Result(SHA + "\n")}, username="deployer")
-    tasks.namespace()["push"](again, commit=SHA)
+    again = context(ns, {re.compile(r".*git rev-parse"): Result(SHA + "\n")}, username="deployer")
+    ns["push"](again, commit=SHA)
     assert all("git rev-parse" in command for command in commands(again))
     out = capsys.readouterr().out
     assert "already pushed" in out
@@ -168,9 +193,10 @@ def test_push_without_a_password_says_which_variable(
 ) -> None:
     monkeypatch.delenv("CI_KIT_REGISTRY_PASSWORD")
     write_release(project, Image("127.0.0.1:5000/app", SHA, "sha256:1"))
-    ctx = context({re.compile(r".*git rev-parse"): Result(SHA + "\n")}, username="deployer")
+    ns = tasks.namespace(project)
+    ctx = context(ns, {re.compile(r".*git rev-parse"): Result(SHA + "\n")}, username="deployer")
     with pytest.raises(Exit, match="CI_KIT_REGISTRY_PASSWORD"):
-        tasks.namespace()["push"](ctx, commit=SHA)
+        ns["push"](ctx, commit=SHA)
 
 
 def test_shell_refuses_a_secret_in_argv_and_masks_output(project: Path) -> None:
@@ -196,6 +222,82 @@ def test_failed_commands_are_reported_masked(project: Path) -> None:
 
 
 def test_config_from_invoke_proxies(project: Path) -> None:
-    ctx = context({})
+    ctx = context(tasks.namespace(project), {})
     config = load_deploy_config(tasks._plain(ctx.config.deploy), {}, project)
     assert config.environment("production").promote_from == "staging"
+
+
+def test_the_project_is_the_namespace_s_directory_not_the_working_directory(
+    project: Path,
+) -> None:
+    ctx = context(tasks.namespace(project), {})
+    config, _ = tasks.load(ctx)
+    assert Path.cwd() != project
+    assert config.root == project
+    assert config.releases_dir == project / ".ci-kit" / "releases"
+    assert config.build_directory == "backend_sample"
+
+
+def test_a_runtime_config_file_may_point_the_tasks_at_another_project(
+    project: Path, tmp_path: Path
+) -> None:
+    clone = tmp_path / "clone"
+    ctx = context(tasks.namespace(project), {})
+    ctx.config.set_runtime_path(
+        write_yaml(tmp_path / "run.yaml", {"deploy": {"project": str(clone)}})
+    )
+    ctx.config.load_runtime()
+    config, _ = tasks.load(ctx)
+    assert config.root == clone
+
+
+def test_tasks_without_a_project_say_how_to_give_one(project: Path) -> None:
+    ctx = MockContext(config=Config(overrides={"deploy": settings()}))
+    with pytest.raises(Exit, match=r"namespace\(Path\(__file__\).resolve\(\).parent\)"):
+        tasks.namespace(project)["deploy.status"](ctx)
+
+
+def test_the_embedded_database_is_keyed_like_ci_kit_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deploy's project is the tasks' directory; the kept server's key is pytest's
+    rootdir from there, the directory ``python -m ci_kit server`` keys it by."""
+    repo = tmp_path / "repo"
+    (repo / "deploy").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text("[tool.pytest.ini_options]\n[tool.ci-kit]\n")
+    (repo / "deploy" / "pyproject.toml").write_text("[project]\nname = 'tools'\n")
+    started: list[KitConfig] = []
+
+    def start_embedded(kit: KitConfig, *, log: Callable[[str], None]) -> URL:
+        started.append(kit)
+        return URL.create("postgresql+psycopg", host="127.0.0.1", database="postgres")
+
+    monkeypatch.setattr(lifecycle, "start_embedded", start_embedded)
+    monkeypatch.setattr(provision, "Admin", _NoAdmin)
+    config = load_deploy_config(settings(), {}, repo / "deploy")
+    env = config.environment("production")  # no database_url: the embedded server
+    url = database.resolve(config, env, lambda _: None)
+    assert url.database == "finance_report_production"
+    assert [kit.root for kit in started] == [find_rootdir(repo / "deploy")] == [repo]
+
+
+class _NoAdmin:
+    def __init__(self, url: URL) -> None:
+        self.url = url
+
+    def ensure_database(self, name: str) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def test_smoke_tests_that_never_start_say_why(tmp_path: Path) -> None:
+    module = tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / SMOKE_MODULE
+    module.parent.mkdir(parents=True)
+    module.touch()
+    stopped = "ImportError while loading conftest\nE   Warning: install httpx2 instead.\n"
+    ctx = MockContext(run={re.compile(r".*pytest"): Result(stdout=stopped, exited=4)})
+    shell = Shell(ctx, Masker([]), lambda _: None)
+    with pytest.raises(SmokeTestsFailed, match=r"\(pytest exit 4\): .*install httpx2 instead"):
+        run_smoke_tests(shell, tmp_path / "venv", "http://127.0.0.1:1", "token")

@@ -313,7 +313,9 @@ class TestErrors:
 
     def test_unsafe_base_name(self, pytester: pytest.Pytester, server_url: URL) -> None:
         write_project(pytester, "finance")
-        output = self.run_failing(pytester, "--ci-kit-url", render(server_url.set(database="finance")))
+        output = self.run_failing(
+            pytester, "--ci-kit-url", render(server_url.set(database="finance"))
+        )
         assert "refusing base database name 'finance'" in output
 
     def test_schema_that_does_not_import(

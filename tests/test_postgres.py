@@ -130,7 +130,12 @@ def test_not_found_names_the_places_and_the_fixes(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "\n" not in message
     assert f"{incomplete} (no initdb/pg_ctl/postgres)" in message
-    for fix in ("apt install postgresql", "ci-kit[embedded]", "--ci-kit-url", "CI_KIT_DATABASE_URL"):
+    for fix in (
+        "apt install postgresql",
+        "ci-kit[embedded]",
+        "--ci-kit-url",
+        "CI_KIT_DATABASE_URL",
+    ):
         assert fix in message
 
 
@@ -253,7 +258,7 @@ def test_persistent_server_outlives_stop_and_is_reused(
     assert not any("initdb -D" in line for line in lines)
     assert show(url.set(database="kept_test"), "server_version_num")
     stopped = subprocess.run(
-        [sys.executable, "-m", "ci.postgres", "stop", str(persistent_dir)],
+        [sys.executable, "-m", "ci_kit.postgres", "stop", str(persistent_dir)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,10 @@ from ci.sessions import SuiteRun
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_install_comes_from_the_pyproject_extras() -> None:
-    assert sessions.install_args(("sample", "test")) == ["-e", ".[sample,test]"]
+def test_the_kit_and_the_sample_install_as_projects_of_their_own() -> None:
+    assert sessions.KIT == ("-e", ".[embedded]")
+    assert sessions.SAMPLE_APP == ("-e", "./backend_sample[smoke]")
+    assert (ROOT / sessions.SAMPLE_PYPROJECT).is_file()
 
 
 def test_parallel_run_uses_loadfile_and_forwards_posargs() -> None:
@@ -52,10 +56,60 @@ def test_binaries_choice_and_a_coverage_file_per_session() -> None:
     }
 
 
-def test_coverage_enforces_the_floor_on_the_combined_data() -> None:
-    commands = sessions.coverage_commands()
-    assert commands[0] == ["coverage", "combine"]
+def test_coverage_combines_exactly_the_feeding_sessions_and_enforces_the_floor() -> None:
+    feeding = [sessions.shard_session(1), sessions.shard_session(2)]
+    commands = sessions.coverage_commands(feeding)
+    assert commands[0] == [
+        "coverage",
+        "combine",
+        "--keep",
+        ".coverage.tests-shard-shard-1",
+        ".coverage.tests-shard-shard-2",
+    ]
     assert ["coverage", "report", f"--fail-under={sessions.COVERAGE_FLOOR}"] in commands
+
+
+def test_nox_runs_coverage_after_the_session_that_feeds_it() -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "-l", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    names = [entry["session"] for entry in json.loads(listed.stdout)]
+    assert "coverage" in names
+    plan = subprocess.run(
+        [sys.executable, "-m", "nox", "-s", "coverage", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    selected = [line.split()[1] for line in plan.splitlines() if line.startswith("* ")]
+    assert selected.index("tests-parallel") < selected.index("coverage")
+
+
+def test_the_matrix_interpreters_are_the_kits_classifiers() -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "-l", "--json", "-t", "matrix"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    pythons = {entry["python"] for entry in json.loads(listed.stdout)}
+    document = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    prefix = "Programming Language :: Python :: 3."
+    classified = {
+        c.removeprefix("Programming Language :: Python :: ")
+        for c in document["project"]["classifiers"]
+        if c.startswith(prefix)
+    }
+    assert pythons == classified
 
 
 def test_kit_suite_runs_without_its_own_plugin() -> None:

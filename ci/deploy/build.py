@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ci.deploy import manifest
 from ci.deploy.config import DeployConfig
-from ci.deploy.errors import CommandFailed
+from ci.deploy.errors import CommandFailed, DeployConfigError
 from ci.deploy.plan import Artifact, Release
 from ci.deploy.registry import build_image
 from ci.deploy.shell import Shell
@@ -29,7 +29,9 @@ def build_release(
     """Build ``commit`` (already resolved to a SHA) unless its release exists; its manifest.
 
     The artifacts come from ``git archive`` of the commit, never from the work tree,
-    so the wheel is exactly the commit whatever else lies around.
+    so the wheel is exactly the commit whatever else lies around. What is built is
+    the commit's ``build.directory`` (``backend_sample/``, the sample's own
+    distribution), not the repository root, which ships the kit.
     """
     if not allow_dirty:
         check_clean(shell, config.root)
@@ -48,11 +50,12 @@ def build_release(
     dist = manifest.dist_dir(releases, commit)
     with tempfile.TemporaryDirectory(prefix="ci-kit-build-") as work:
         source = export(shell, config.root, commit, Path(work))
+        project = _project(source, config.build_directory, commit)
         out = Path(work) / "dist"
         argv: list[str | Path] = [sys.executable, "-m", "build", "--outdir", out]
         if not config.build_isolation:
             argv.append("--no-isolation")
-        shell.run([*argv, source])
+        shell.run([*argv, project])
         built = sorted(out.iterdir())
         if not any(path.suffix == ".whl" for path in built):
             raise CommandFailed(f"python -m build made no wheel for {commit[:12]}")
@@ -69,6 +72,17 @@ def build_release(
     path = manifest.save(releases, release)
     shell.log(f"built release {release.short}: {', '.join(a.name for a in artifacts)}; {path}")
     return release
+
+
+def _project(source: Path, directory: str, commit: str) -> Path:
+    """The exported commit's distribution to build; refuse a commit that has none there."""
+    project = source / directory
+    if not (project / "pyproject.toml").is_file():
+        raise DeployConfigError(
+            f"commit {commit[:12]} has no {directory}/pyproject.toml to build; deploy a commit "
+            "where the sample is its own distribution, or set deploy.build.directory"
+        )
+    return project
 
 
 def _with_image(shell: Shell, config: DeployConfig, release: Release) -> Release:

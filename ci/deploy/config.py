@@ -9,6 +9,10 @@ environment, read here and nowhere else, so they never sit in a file or in argv:
 - ``CI_KIT_<ENV>_ADMIN_TOKEN``: the app's ``ADMIN_TOKEN`` (the local target makes
   one per environment and keeps it, mode 0600, when unset);
 - ``CI_KIT_SSH_KEY_FILE``: the private key for the ``ssh`` target.
+
+The project being deployed (``deploy.project``) is not read here: the root
+``tasks.py`` puts its own directory in the namespace's configuration, and
+:func:`ci.deploy.tasks.load` passes it in as ``root``.
 """
 
 from __future__ import annotations
@@ -16,21 +20,22 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy.engine import URL
 
-from ci_kit.dburl import mask, parse_database_url
 from ci.deploy.errors import DeployConfigError
 from ci.deploy.plan import Masker
+from ci_kit.dburl import mask, parse_database_url
 from ci_kit.errors import InvalidDatabaseUrl
 
 TARGETS = ("local", "ssh", "command")
 
 DEFAULTS: dict[str, Any] = {
     "state_dir": ".ci-kit",
-    "build": {"isolation": True},
+    # The distribution a release ships: the sample's own pyproject, not the repo root's.
+    "build": {"isolation": True, "directory": "backend_sample"},
     "image": {
         "repository": None,
         "containerfile": "backend_sample/Containerfile",
@@ -119,6 +124,7 @@ class DeployConfig:
     root: Path
     state_dir: Path
     build_isolation: bool
+    build_directory: str
     image: ImageConfig
     environments: Mapping[str, EnvironmentConfig]
     registry_password: str | None = field(default=None, repr=False)
@@ -169,6 +175,7 @@ def load_deploy_config(
         root=root,
         state_dir=state_dir,
         build_isolation=bool(merged["build"]["isolation"]),
+        build_directory=_build_directory(merged["build"]["directory"]),
         image=ImageConfig(
             repository=image["repository"] or None,
             containerfile=str(image["containerfile"]),
@@ -244,6 +251,17 @@ def _environment(
         remote_python=str(raw["remote_python"]),
         admin_token=environ.get(prefix + "ADMIN_TOKEN") or None,
     )
+
+
+def _build_directory(value: object) -> str:
+    """The directory to build, relative to the commit's root and inside it."""
+    directory = PurePosixPath(str(value or "."))
+    if directory.is_absolute() or ".." in directory.parts:
+        raise DeployConfigError(
+            f"build.directory {str(value)!r} must be a path inside the repository, relative "
+            "to its root (e.g. backend_sample), since it is read from the commit's git archive"
+        )
+    return str(directory)
 
 
 def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:

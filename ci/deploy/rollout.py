@@ -52,7 +52,11 @@ def plan(
         )
     elif release is None:
         steps.append(
-            Step("build", f"wheel and sdist of {commit[:12]} from git archive (python -m build)")
+            Step(
+                "build",
+                f"wheel and sdist of {commit[:12]}'s {config.build_directory}/ "
+                "from git archive (python -m build)",
+            )
         )
         if config.image.repository:
             steps.append(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci.deploy.errors import SmokeTestsFailed
-from ci.deploy.shell import Shell
+from ci.deploy.shell import Shell, tail
 
 SMOKE_MODULE = "backend_sample/tests/test_e2e_smoke.py"
 
@@ -70,10 +70,10 @@ def run_smoke_tests(shell: Shell, venv: Path, base_url: str, admin_token: str) -
             for line in output.stdout.splitlines()
             if line.startswith(("FAILED", "ERROR", "SKIPPED"))
         ]
-        raise SmokeTestsFailed(
-            f"smoke tests against {base_url}: {result.summary()}"
-            + (f": {'; '.join(detail[:5])}" if detail else "")
-        )
+        # No test lines: pytest stopped before any test (a conftest that fails to
+        # import, an unknown option); its last lines are then the only account.
+        shown = "; ".join(detail[:5]) or tail(output.stdout + output.stderr, 3)
+        raise SmokeTestsFailed(f"smoke tests against {base_url}: {result.summary()}: {shown}")
     return result
 
 

@@ -17,13 +17,13 @@ from typing import Protocol
 
 from sqlalchemy.engine import URL
 
-from ci_kit.dburl import mask, render
 from ci.deploy import manifest, venvs
 from ci.deploy.config import DeployConfig, EnvironmentConfig
 from ci.deploy.errors import CommandFailed, DeployError
 from ci.deploy.plan import Release, Step, format_command
 from ci.deploy.shell import Shell, tail
 from ci.deploy.state import write_atomic
+from ci_kit.dburl import mask, render
 
 _STOP_SECONDS = 15.0
 _POLL_SECONDS = 0.1

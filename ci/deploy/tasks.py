@@ -22,7 +22,7 @@ from invoke.tasks import Task
 from ci.deploy import health, manifest, registry, rollout, state
 from ci.deploy.build import build_release
 from ci.deploy.config import DEFAULTS, DeployConfig, load_deploy_config
-from ci.deploy.errors import DeployError, ReleaseNotBuilt
+from ci.deploy.errors import DeployConfigError, DeployError, ReleaseNotBuilt
 from ci.deploy.plan import Release
 from ci.deploy.shell import Shell
 from ci.deploy.smoke import run_smoke_tests
@@ -39,18 +39,21 @@ def say(message: str) -> None:
     print(f"ci-kit deploy: {message}", flush=True)
 
 
-def project_root(start: Path | None = None) -> Path:
-    """The nearest directory holding ``pyproject.toml``: the project being deployed."""
-    here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        if (directory / "pyproject.toml").is_file():
-            return directory
-    return here
-
-
 def load(c: Context) -> tuple[DeployConfig, Shell]:
-    """The validated configuration and a shell masking its secrets."""
-    config = load_deploy_config(_plain(c.config.get("deploy", {})), os.environ, project_root())
+    """The validated configuration and a shell masking its secrets.
+
+    The project is ``deploy.project``, which :func:`namespace` sets to the directory
+    of the ``tasks.py`` invoke loaded: the same repository whatever directory
+    invoke was started in. A runtime file (``invoke -f``) may point it elsewhere.
+    """
+    settings = _plain(c.config.get("deploy", {}))
+    project = settings.pop("project", None)
+    if not project:
+        raise DeployConfigError(
+            "deploy.project is not set; build the tasks with "
+            "namespace(Path(__file__).resolve().parent) in the project's tasks.py"
+        )
+    config = load_deploy_config(settings, os.environ, Path(project))
     return config, Shell(c, config.masker(), say)
 
 
@@ -203,8 +206,13 @@ def stop(c: Context, environment: str = "staging") -> None:
         say(make_target(shell, config, env, None).stop())
 
 
-def namespace() -> Collection:
-    """The tasks as one Collection, with the deploy defaults in its configuration."""
+def namespace(project: Path) -> Collection:
+    """The tasks as one Collection, with the deploy defaults and ``project`` in its configuration.
+
+    ``project`` is the repository the tasks build and deploy (its git history, its
+    ``.ci-kit/`` state). It travels in invoke's configuration, as ``deploy.project``,
+    so every task reads it from its context like any other setting.
+    """
     deploy = Collection("deploy")
     deploy.add_task(
         Task(
@@ -243,7 +251,7 @@ def namespace() -> Collection:
         )
     )
     ns.add_collection(deploy)
-    ns.configure({"deploy": DEFAULTS})
+    ns.configure({"deploy": {**DEFAULTS, "project": str(project)}})
     return ns
 
 

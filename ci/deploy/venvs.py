@@ -8,8 +8,12 @@ from pathlib import Path
 
 from ci.deploy.shell import Shell
 
-APP_EXTRA = "sample"
-"""The wheel's extra that brings the app's own dependencies (FastAPI, uvicorn, ...)."""
+SMOKE_EXTRA = "smoke"
+"""The sample wheel's extra for its e2e smoke tests (pytest and the HTTP clients).
+
+The app's own dependencies (FastAPI, uvicorn, ...) are the wheel's base ones; a
+venv of this module also runs the release's smoke tests, hence the extra.
+"""
 
 _COMPLETE = ".ci-kit-complete"
 
@@ -21,7 +25,7 @@ def uv_binary() -> str | None:
 
 
 def install(shell: Shell, venv: Path, wheel: Path) -> Path:
-    """A venv at ``venv`` with ``wheel[sample]`` installed; kept if already complete.
+    """A venv at ``venv`` with ``wheel[smoke]`` installed; kept if already complete.
 
     Venvs are not relocatable (scripts carry absolute paths), so it is built in
     place and marked complete last: a half-built one is rebuilt, never used.
@@ -31,7 +35,7 @@ def install(shell: Shell, venv: Path, wheel: Path) -> Path:
         return venv
     if venv.exists():
         shutil.rmtree(venv)
-    requirement = f"{wheel.name.split('-')[0]}[{APP_EXTRA}] @ {wheel.resolve().as_uri()}"
+    requirement = f"{wheel.name.split('-')[0]}[{SMOKE_EXTRA}] @ {wheel.resolve().as_uri()}"
     uv = uv_binary()
     if uv:
         shell.run([uv, "venv", "--quiet", "--python", sys.executable, venv])

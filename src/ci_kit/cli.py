@@ -19,8 +19,8 @@ from typing import NoReturn
 
 from ci_kit.config import load_config, read_pyproject_table
 from ci_kit.errors import CiKitError
-from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
 from ci_kit.project import find_rootdir
+from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
 
 _DESCRIPTION = """pytest: run pytest with ci-kit enabled (a database per xdist worker), even in a
 project without a [tool.ci-kit] table; every argument after 'pytest' goes to
@@ -83,7 +83,7 @@ def run_pytest(pytest_args: Sequence[str]) -> NoReturn:
     argv = [sys.executable, "-m", "pytest", "-p", REQUESTED_PLUGIN, *pytest_args]
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, argv)
+    os.execv(sys.executable, argv)  # noqa: S606 (an argument list, no shell)
 
 
 def _parser() -> argparse.ArgumentParser:

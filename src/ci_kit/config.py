@@ -53,18 +53,18 @@ class Setting:
     def dest(self) -> str:
         return "ci_kit_" + self.key.replace("-", "_")
 
-    def option_kwargs(self, *, with_choices: bool = True) -> dict[str, Any]:
-        """Keyword arguments declaring this setting's flag, for pytest's parser and argparse.
+    def option_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments declaring this setting's flag on pytest's parser.
 
-        ``with_choices=False`` leaves value checks to :func:`load_config`, which reports
-        them as the kit's one-line error rather than argparse's usage message.
+        No ``choices``: :func:`load_config` checks every value, so a bad one is the
+        kit's one-line error rather than argparse's usage message.
         """
         where = f" [env {self.env}]" if self.env else ""
         common = {"dest": self.dest, "help": f"{self.help} [tool.ci-kit] {self.key}{where}"}
         if self.is_flag:
             return {**common, "action": "store_true"}
-        choices = self.choices if with_choices else None
-        return {**common, "choices": choices, "metavar": self.metavar, "default": None}
+        metavar = self.metavar or ("{" + ",".join(self.choices) + "}" if self.choices else None)
+        return {**common, "metavar": metavar, "default": None}
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -195,9 +195,7 @@ def is_enabled(
     """
     if table is not None:
         return True
-    return any(
-        _given(_resolve(setting, {}, environ, cli)) for setting in SETTINGS
-    )
+    return any(_given(_resolve(setting, {}, environ, cli)) for setting in SETTINGS)
 
 
 def _given(value: object | None) -> bool:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ci_kit.lifecycle import WorkerDatabases
 
 ISOLATION_MARKER = "db_isolation"
-DATABASES_KEY = pytest.StashKey["WorkerDatabases"]()
+DATABASES_KEY: pytest.StashKey[WorkerDatabases] = pytest.StashKey()
 
 _NOT_ENABLED = (
     "ci-kit is not enabled for this run: add a [tool.ci-kit] table to pyproject.toml, "

@@ -1,9 +1,10 @@
 """A run's life: prepare once (server, locks, sweep, template), clone per worker, clean up.
 
 The controller (or a serial pytest process) calls :func:`prepare_run`; each worker
-opens :class:`WorkerDatabases` from the :class:`RunPlan` it was handed. Both ends are idempotent, because pytest-xdist has
-no teardown that always runs: whatever a killed worker leaves, the controller's
-:meth:`PreparedRun.close` or the next run's sweep removes.
+opens :class:`WorkerDatabases` from the :class:`RunPlan` it was handed. Both ends
+are idempotent, because pytest-xdist has no teardown that always runs: whatever a
+killed worker leaves, the controller's :meth:`PreparedRun.close` or the next run's
+sweep removes.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ import pytest
 
 from ci_kit.config import SETTINGS, KitConfig, is_enabled, load_config, read_pyproject_table
 from ci_kit.errors import CiKitError
-from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
 from ci_kit.fixtures import (
     DATABASES_KEY,
     ISOLATION_MARKER,
@@ -31,6 +30,7 @@ from ci_kit.fixtures import (
     db_session,
     db_url,
 )
+from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
 
 if TYPE_CHECKING:
     from ci_kit.lifecycle import RunPlan, RunReport
@@ -39,15 +39,14 @@ __all__ = ["db_connection", "db_engine", "db_session", "db_url"]
 
 _WIRE_KEY = "ci_kit"
 _CONFIG_KEY = pytest.StashKey[KitConfig]()
-_REPORT_KEY = pytest.StashKey["RunReport"]()
+_REPORT_KEY: pytest.StashKey[RunReport] = pytest.StashKey()
 _STARTED_KEY = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ci-kit", "ci-kit: a PostgreSQL database per xdist worker")
     for setting in SETTINGS:
-        # Values are checked by load_config, so a bad one is the kit's one-line error.
-        group.addoption(setting.flag, **setting.option_kwargs(with_choices=False))
+        group.addoption(setting.flag, **setting.option_kwargs())
 
 
 @pytest.hookimpl(trylast=True)

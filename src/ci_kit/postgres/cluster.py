@@ -120,7 +120,8 @@ class EmbeddedPostgres:
         elif url is not None:
             self._log(
                 f"leaving PostgreSQL running from {self.persistent_dir} for the next run; "
-                f"stop it with: python -m ci_kit.postgres stop {shlex.quote(str(self.persistent_dir))}"
+                "stop it with: python -m ci_kit.postgres stop "
+                + shlex.quote(str(self.persistent_dir))
             )
 
     def _start_ephemeral(self) -> URL:

@@ -1,0 +1,68 @@
+"""The project root: the kit's commands find the directory pytest takes as its rootdir."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ci_kit.project import find_rootdir
+
+PYTEST_TABLE = "[tool.pytest.ini_options]\naddopts = []\n"
+
+# Each layout: files to write (relative path -> content), and where the run starts.
+LAYOUTS: dict[str, tuple[dict[str, str], str]] = {
+    "pyproject with pytest settings above": (
+        {"pyproject.toml": PYTEST_TABLE, "pkg/sub/x.txt": ""},
+        "pkg/sub",
+    ),
+    "nested project with its own pytest settings": (
+        {"pyproject.toml": PYTEST_TABLE, "app/pyproject.toml": PYTEST_TABLE, "app/tests/x": ""},
+        "app/tests",
+    ),
+    "nearest pyproject without pytest settings loses to one with them": (
+        {"pyproject.toml": PYTEST_TABLE, "lib/pyproject.toml": "[project]\nname='x'\n"},
+        "lib",
+    ),
+    "pytest.ini beats a pyproject in the same directory": (
+        {"pytest.ini": "[pytest]\n", "pyproject.toml": "[tool.ci-kit]\n", "a/x": ""},
+        "a",
+    ),
+    "tox.ini with a pytest section": ({"tox.ini": "[pytest]\n", "t/x": ""}, "t"),
+    "setup.cfg with tool:pytest": ({"setup.cfg": "[tool:pytest]\n", "s/x": ""}, "s"),
+    "only a pyproject without pytest settings": ({"p/pyproject.toml": "", "p/q/x": ""}, "p/q"),
+    "only setup.py": ({"setup.py": "", "d/x": ""}, "d"),
+    "nothing at all": ({"n/x": ""}, "n"),
+}
+
+
+def write_layout(base: Path, files: dict[str, str]) -> None:
+    for relative, content in files.items():
+        path = base / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+
+
+def pytest_rootdir(start: Path) -> Path:
+    """The rootdir pytest itself reports for a run in ``start``."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-p", "no:ci_kit", "-p", "no:randomly"],
+        cwd=start,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith("rootdir: "):
+            return Path(line.removeprefix("rootdir: ").split(",")[0])
+    raise AssertionError(f"pytest printed no rootdir:\n{result.stdout}{result.stderr}")
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_the_root_is_the_rootdir_pytest_chooses(tmp_path: Path, layout: str) -> None:
+    files, start = LAYOUTS[layout]
+    write_layout(tmp_path, files)
+    assert find_rootdir(tmp_path / start) == pytest_rootdir(tmp_path / start)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import URL
+
+from benchmarks.first_test import FIRST_TEST_ENV
 
 Log = Callable[[str], None]
 
@@ -107,7 +110,7 @@ class Context:
     """The run's settings and shared resources, handed to every benchmark."""
 
     root: Path
-    """The repository: the sample suite and its pyproject live here."""
+    """The repository; the sample suite is ``backend_sample/``, a project with its own pyproject."""
     work: Path
     """A private temporary directory for generated suites and histories."""
     full: bool
@@ -131,19 +134,18 @@ class Context:
 
 @dataclass(frozen=True)
 class RunOutput:
-    """A finished measured run: its wall time and what it printed."""
+    """A finished measured run: its wall time, its CPU time and what it printed."""
 
     seconds: float
     output: str
+    cpu_seconds: float = 0.0
+    """User + system time of the process and the children it waited for: a second
+    opinion on small differences, since other work on the machine stretches it too,
+    but not always as it stretches the wall time."""
 
     def passed(self) -> int:
         found = re.findall(r"(\d+) passed", self.output)
         return int(found[-1]) if found else 0
-
-    def prepared_seconds(self) -> float | None:
-        """The kit's own preparation time (``ci-kit: prepared in X s``), when printed."""
-        found = re.search(r"ci-kit: prepared in ([\d.]+) s", self.output)
-        return float(found[1]) if found else None
 
 
 def timed_run(
@@ -155,6 +157,7 @@ def timed_run(
     user: str | None = None,
 ) -> RunOutput:
     """Run ``argv`` to completion and time it from outside, as a user would feel it."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         list(argv),
@@ -165,7 +168,10 @@ def timed_run(
         check=False,
         user=user,
     )
-    result = RunOutput(time.perf_counter() - started, done.stdout + done.stderr)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result = RunOutput(seconds, done.stdout + done.stderr, cpu)
     if done.returncode != 0 or (expect_passed is not None and result.passed() != expect_passed):
         tail = "\n".join(result.output.splitlines()[-25:])
         raise BenchmarkFailed(
@@ -173,6 +179,32 @@ def timed_run(
             f"{result.passed()} passed (expected {expect_passed}):\n{tail}"
         )
     return result
+
+
+def timed_to_first_test(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    marker: Path,
+    expect_passed: int | None = None,
+) -> tuple[RunOutput, float]:
+    """:func:`timed_run` of a pytest command, and the seconds from its start to its first test.
+
+    ``argv`` must end with pytest's arguments: ``-p benchmarks.first_test`` is appended,
+    and writes the moment the first test's setup begins to ``marker``.
+    """
+    marker.unlink(missing_ok=True)
+    started = time.monotonic()
+    done = timed_run(
+        [*argv, "-p", "benchmarks.first_test"],
+        cwd=cwd,
+        env={**env, FIRST_TEST_ENV: str(marker)},
+        expect_passed=expect_passed,
+    )
+    if not marker.is_file():
+        raise BenchmarkFailed(f"{' '.join(argv)} (in {cwd}) ran no test")
+    return done, float(marker.read_text()) - started
 
 
 def timed(action: Callable[[], object]) -> float:

@@ -19,6 +19,7 @@ HEADLINES = {
     "warm": "cold / warm (whole run)",
     "pytest-postgresql": "pytest-postgresql (tuned) / kit",
     "scaling": "speed-up at 600 tests, 2 workers",
+    "plugin-cost": "inert: kit installed / -p no:ci_kit (whole run)",
 }
 """The ratio each section is quoted by; a missing one falls back to the section's first."""
 
@@ -120,6 +121,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
             _growth(axis, section, "revisions", ("clone", "migrate"))
         elif section["key"] == "scaling":
             _scaling(axis, section)
+        elif section["key"] == "plugin-cost":  # the costs, not the ~1 s runs they come from
+            _bars(axis, section, skip=("run:", "cpu:", "to first test:"))
         else:
             _bars(axis, section)
         axis.set_title(section["title"], fontsize=10)
@@ -136,8 +139,11 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def _bars(axis: Any, section: dict[str, Any]) -> None:
-    shown = [m for m in section["measurements"] if not m["variant"].startswith("prepare:")]
+def _bars(
+    axis: Any, section: dict[str, Any], skip: tuple[str, ...] = ("prepare:", "to first test:")
+) -> None:
+    """Bars of the section's measurements but ``skip``'s: parts of a run, shown in its table."""
+    shown = [m for m in section["measurements"] if not m["variant"].startswith(skip)]
     labels = [_wrap(m["variant"]) for m in shown]
     medians = [m["median"] for m in shown]
     whiskers = [

@@ -23,6 +23,7 @@ from typing import Any
 from benchmarks import (
     inspired,
     isolation,
+    plugin_cost,
     preparation,
     report,
     sample_suite,
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Callable[[Context], Section]] = {
     "warm": warm.run,
     "pytest-postgresql": versus_pytest_postgresql.run,
     "scaling": scaling.run,
+    "plugin-cost": plugin_cost.run,
 }
 
 

@@ -8,7 +8,6 @@ one are skipped locally and fail in CI.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -62,11 +61,12 @@ def base_name(server_url: URL) -> Iterator[str]:
     yield base
     with psycopg.connect(**connect_kwargs(server_url), autocommit=True) as conn:
         names = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s", (base + "%",)
+            "SELECT datname, datconnlimit = -2 FROM pg_database WHERE datname LIKE %s",
+            (base + "%",),
         ).fetchall()
-        for (name,) in names:
+        for name, invalid in names:
             ident = sql.Identifier(name)
-            with contextlib.suppress(psycopg.errors.ObjectNotInPrerequisiteState):
+            if not invalid:  # an invalid database takes DROP only; ALTER is FATAL
                 conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(ident))
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 
@@ -22,6 +25,18 @@ def other_run(server_url: URL) -> Iterator[Admin]:
     other.lock(provision.run_lock("otherrun"))
     yield other
     other.close()
+
+
+def as_superuser(statement: str) -> None:
+    """Run ``statement`` as the local server's superuser (root on a Debian machine)."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root and the local server's postgres user")
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1", "-c", statement],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def make_table(url: URL, database: str) -> None:
@@ -138,6 +153,19 @@ def test_sweep_drops_a_dead_runs_databases_and_spares_a_live_runs(
     swept = provision.sweep(admin, run_id="mine", base=base_name, keep_template="")
     assert sorted(swept) == [f"{base_name}_gw0", f"{base_name}_gw0_f1"]
     assert database_names(admin.server_url, base_name) == {f"{base_name}_r_gw0"}
+
+
+def test_a_database_left_invalid_by_an_interrupted_drop_is_swept_and_harms_no_other_run(
+    admin: Admin, base_name: str
+) -> None:
+    name = f"{base_name}_gw0"
+    admin.create(name, Mark("worker", "deadrun", base_name))
+    # What PostgreSQL itself records first when a DROP DATABASE is interrupted.
+    as_superuser(f"UPDATE pg_database SET datconnlimit = -2 WHERE datname = '{name}'")
+    swept = provision.sweep(admin, run_id="mine", base=f"{base_name}_other", keep_template="")
+    assert name in swept
+    assert database_names(admin.server_url, base_name) == set()
+    assert admin.role  # the connection survived: no FATAL
 
 
 def test_sweep_drops_older_templates_of_the_same_base_unless_in_use(

@@ -257,18 +257,25 @@ class Admin:
                 "or choose another base name"
             )
         identifier = sql.Identifier(name)
-        try:
-            self._ddl(
-                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false ALLOW_CONNECTIONS false").format(
-                    identifier
-                ),
-                name,
-            )
-        except psycopg.errors.InvalidCatalogName:
-            return  # another run's sweep dropped it since we looked
-        except psycopg.errors.ObjectNotInPrerequisiteState:
-            pass  # left invalid by an interrupted DROP: dropping is all it allows
+        # A DROP interrupted mid-way (a worker's SIGINT, a timeout) leaves the database
+        # invalid (datconnlimit -2). PostgreSQL answers any ALTER of it with FATAL,
+        # closing this connection; DROP is the one statement it accepts.
+        if not self._is_invalid(name):
+            try:
+                self._ddl(
+                    sql.SQL(
+                        "ALTER DATABASE {} WITH IS_TEMPLATE false ALLOW_CONNECTIONS false"
+                    ).format(identifier),
+                    name,
+                )
+            except psycopg.errors.InvalidCatalogName:
+                return  # another run's sweep dropped it since we looked
         self._ddl(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier), name)
+
+    def _is_invalid(self, name: str) -> bool:
+        return bool(
+            self._scalar("SELECT datconnlimit = -2 FROM pg_database WHERE datname = %s", name)
+        )
 
     # Plumbing ---------------------------------------------------------------
 

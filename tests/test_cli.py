@@ -108,7 +108,7 @@ def test_help_explains_the_command(pytester: pytest.Pytester) -> None:
     result = run_cli(pytester, "--help")
     assert result.returncode == 0
     assert "pytest with ci-kit enabled" in result.stdout.replace("\n", " ")
-    assert "{pytest,server}" in result.stdout
+    assert "{pytest,server,clean}" in result.stdout
     assert run_cli(pytester).returncode == 2
 
 

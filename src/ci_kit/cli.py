@@ -5,7 +5,8 @@ or not the project has a ``[tool.ci-kit]`` table: the process becomes that
 pytest run, so the project root, its configuration and the preparation are
 exactly those of the plugin in a plain ``pytest`` run (one path prepares a run).
 ``python -m ci_kit server`` starts the embedded server kept for the project that
-pytest's rootdir rule finds from the current directory.
+pytest's rootdir rule finds from the current directory; ``python -m ci_kit clean``
+drops the kit's databases no live run uses from that project's server.
 """
 
 from __future__ import annotations
@@ -15,19 +16,32 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from ci_kit.config import load_config, read_pyproject_table
 from ci_kit.errors import CiKitError
 from ci_kit.project import find_rootdir
 from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from ci_kit.provision import Verdict
+
 _DESCRIPTION = """pytest: run pytest with ci-kit enabled (a database per xdist worker), even in a
 project without a [tool.ci-kit] table; every argument after 'pytest' goes to
 pytest, --ci-kit-* options included. Configuration comes from [tool.ci-kit] in
 the pyproject.toml of pytest's rootdir and the CI_KIT_* environment variables.
 
-server: start or find the embedded PostgreSQL kept for this project."""
+server: start or find the embedded PostgreSQL kept for this project.
+
+clean: drop the kit's databases that no live run uses (templates, a crashed
+run's worker databases) from this project's server; never a database without
+the kit's mark."""
+
+_NOTHING_RUNNING = (
+    "nothing to clean: no server configured and the kept embedded server is not running"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,8 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.command is None:
         _parser().print_help()
         return 2
+    root = find_rootdir(Path.cwd())
     try:
-        return _server(options.database, stop=options.stop, root=find_rootdir(Path.cwd()))
+        if options.command == "clean":
+            return _clean(dry_run=options.dry_run, root=root)
+        return _server(options.database, stop=options.stop, root=root)
     except CiKitError as error:
         print(f"ERROR: ci-kit: {error}", file=sys.stderr)
         return 4
@@ -73,6 +90,66 @@ def _server(database: str | None, *, stop: bool, root: Path) -> int:
     return 0
 
 
+def _clean(*, dry_run: bool, root: Path) -> int:
+    """List, then drop, the kit's databases on the project's server that no live run uses."""
+    from ci_kit import provision
+
+    server = _server_to_clean(root)
+    if server is None:
+        print(_NOTHING_RUNNING)
+        return 0
+    url, where = server
+    verdicts: list[Verdict] = []
+    admin = provision.Admin(url)
+    try:
+        for verdict in provision.clean(admin, dry_run=dry_run):
+            print(_clean_line(verdict, dry_run=dry_run), flush=True)
+            verdicts.append(verdict)
+    finally:
+        admin.close()
+    print(_clean_summary(verdicts, where, dry_run=dry_run))
+    return 0
+
+
+def _server_to_clean(root: Path) -> tuple[URL, str] | None:
+    """The server the project's runs use, and how to name it; None if it is not running.
+
+    The kept embedded server is found, never started: starting one to empty it
+    would cost an initdb and clean nothing.
+    """
+    from ci_kit.dburl import mask
+    from ci_kit.lifecycle import reuse_data_dir
+    from ci_kit.postgres import running_url
+
+    config = load_config(root, read_pyproject_table(root), os.environ, {})
+    url = config.external_server()
+    if url is not None:
+        return url, mask(url)
+    data_dir = reuse_data_dir(root)
+    kept = running_url(data_dir)
+    return None if kept is None else (kept, f"the kept embedded server in {data_dir}")
+
+
+def _clean_line(verdict: Verdict, *, dry_run: bool) -> str:
+    if verdict.kept is not None:
+        return f"kept {verdict.name}: {verdict.kept}"
+    mark = verdict.mark
+    what = (
+        f"template of {mark.base}"
+        if mark.kind == "template"
+        else f"{mark.kind} database of ended run {mark.run}"
+    )
+    return f"{'would drop' if dry_run else 'dropped'} {verdict.name} ({what})"
+
+
+def _clean_summary(verdicts: Sequence[Verdict], where: str, *, dry_run: bool) -> str:
+    if not verdicts:
+        return f"nothing to clean: no database with the kit's mark on {where}"
+    kept = sum(verdict.kept is not None for verdict in verdicts)
+    action = "would drop" if dry_run else "dropped"
+    return f"{action} {len(verdicts) - kept} and kept {kept} of the kit's databases on {where}"
+
+
 def run_pytest(pytest_args: Sequence[str]) -> NoReturn:
     """Become ``python -m pytest -p ci_kit.requested ARGS``.
 
@@ -92,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="{pytest,server}")
+    commands = parser.add_subparsers(dest="command", metavar="{pytest,server,clean}")
     commands.add_parser("pytest", help="pytest ARGS... with the kit enabled")
     server = commands.add_parser(
         "server",
@@ -105,6 +182,20 @@ def _parser() -> argparse.ArgumentParser:
         "--database", metavar="NAME", help="create NAME if missing and print its URL instead"
     )
     server.add_argument("--stop", action="store_true", help="stop the kept server")
+    clean = commands.add_parser(
+        "clean",
+        help="drop the kit's databases that no live run uses",
+        description="List, then drop, the databases the kit created on this project's "
+        "server that no live run uses: templates of any base that no run is cloning "
+        "from or building, and worker and fresh databases of runs that have ended. "
+        "Databases of a live run are listed as kept, with the reason; a database "
+        "without the kit's mark is never listed nor dropped. The server is the "
+        "project's configured one ([tool.ci-kit] url, CI_KIT_DATABASE_URL), else its "
+        "kept embedded server if that is running (it is never started to be cleaned).",
+    )
+    clean.add_argument(
+        "--dry-run", action="store_true", help="list what would be dropped; drop nothing"
+    )
     return parser
 
 

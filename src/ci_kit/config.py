@@ -166,6 +166,14 @@ class KitConfig:
             return self.url is None
         return self.server == "embedded"
 
+    def external_server(self) -> URL | None:
+        """The configured server's administration URL, or None when the kit starts its own."""
+        if self.wants_embedded or self.url is None:
+            return None
+        from ci_kit.dburl import with_database
+
+        return with_database(self.url, self.maintenance_db)
+
 
 def read_pyproject_table(root: Path) -> Mapping[str, object] | None:
     """The ``[tool.ci-kit]`` table of ``root/pyproject.toml``, or None when absent."""

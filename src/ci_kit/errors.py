@@ -43,6 +43,10 @@ class MigrationFailed(CiKitError):
     """Building the template (migrations or ``create_all``) raised an error."""
 
 
+class SchemaNotInTemplate(CiKitError):
+    """The build finished but the template lacks the schema: it was built elsewhere."""
+
+
 class PostgresNotFound(CiKitError):
     """No PostgreSQL server binaries were found for the embedded server."""
 

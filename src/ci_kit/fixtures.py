@@ -33,8 +33,19 @@ _NOT_ENABLED = (
 
 @pytest.fixture(scope="session")
 def db_url(request: pytest.FixtureRequest) -> URL:
-    """This process's test database (``<base>_gwN`` under xdist), password intact."""
-    return _databases(request).url
+    """This process's test database (``<base>_gwN`` under xdist), password intact.
+
+    Checked once per process to carry this run's mark: every other database
+    fixture reaches the server through this URL.
+    """
+    from ci_kit.errors import CiKitError
+
+    databases = _databases(request)
+    try:
+        databases.check_ours(databases.url)
+    except CiKitError as error:
+        pytest.fail(f"ci-kit: {error}", pytrace=False)
+    return databases.url
 
 
 @pytest.fixture(scope="session")

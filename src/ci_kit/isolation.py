@@ -17,6 +17,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from ci_kit.dburl import render
+
 if TYPE_CHECKING:
     from ci_kit.lifecycle import WorkerDatabases
 
@@ -46,10 +48,17 @@ def truncated(stash: pytest.Stash, engine: Engine) -> Iterator[Connection]:
 
 
 def fresh(databases: WorkerDatabases) -> Iterator[Connection]:
+    """A clone of its own for the test; ``url-env`` names it while the test runs."""
+    from ci_kit.lifecycle import environment_variable
+
     url = databases.create_fresh()
+    databases.check_ours(url)
     engine = create_engine(url, poolclass=NullPool)
     try:
-        with engine.connect() as connection:
+        with (
+            environment_variable(databases.plan.url_env, render(url)),
+            engine.connect() as connection,
+        ):
             yield connection
     finally:
         engine.dispose()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,12 +27,13 @@ from ci_kit.config import KitConfig
 from ci_kit.dburl import (
     check_test_name,
     fresh_database_name,
+    render,
     run_base_name,
     short_hash,
     template_database_name,
-    with_database,
     worker_database_name,
 )
+from ci_kit.errors import ForeignDatabase
 from ci_kit.provision import Admin, Mark
 from ci_kit.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
 
@@ -195,7 +197,7 @@ def _prepare(
         template,
         base=config.base_name,
         run_id=run_id,
-        build=lambda url: _build_template(url, source, config.root, log=log),
+        build=lambda url: _build_template(url, source, config.root, config.url_env, log=log),
     )
     plan = RunPlan.for_server(
         admin.server_url,
@@ -222,9 +224,9 @@ def _prepare(
 def _start_server(
     config: KitConfig, *, log: Log, echo: Log
 ) -> tuple[EmbeddedPostgres | None, URL, str]:
-    if not config.wants_embedded:
-        assert config.url is not None
-        return None, with_database(config.url, config.maintenance_db), "external"
+    external = config.external_server()
+    if external is not None:
+        return None, external, "external"
     from ci_kit.postgres import EmbeddedPostgres, find_binaries
 
     # A configured directory is used or refused, never silently replaced by another.
@@ -263,16 +265,37 @@ def reuse_data_dir(root: Path) -> Path:
     return cluster_root() / name
 
 
-def _build_template(url: URL, source: SchemaSource, root: Path, *, log: Log) -> None:
+def _build_template(
+    url: URL, source: SchemaSource, root: Path, url_env: str | None, *, log: Log
+) -> None:
     log(f"building template {url.database} from {source.describe()}")
     # NullPool: no pooled connection may outlive the build, or cloning would wait
     # for it and then fail ("source database is being accessed by other users").
     engine = create_engine(url, poolclass=NullPool)
     try:
-        with engine.connect() as connection:
+        # Code run by the build that reads the application's URL (an env.py that
+        # imports the app's settings) sees the template, never the developer's database.
+        with environment_variable(url_env, render(url)), engine.connect() as connection:
             build_schema(source, connection, root=root)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def environment_variable(name: str | None, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` for the block, then what it was; nothing when no name."""
+    if name is None:
+        yield
+        return
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 class WorkerDatabases:
@@ -292,6 +315,20 @@ class WorkerDatabases:
     def create(self) -> URL:
         """Clone the template into this process's own database."""
         return self._clone(self.name, "worker")
+
+    def check_ours(self, url: URL) -> None:
+        """Raise unless ``url`` names a database this run created and marked.
+
+        The last guard before a test touches a database: whatever went wrong
+        upstream, no test runs on a database the kit did not create for this run.
+        """
+        name = url.database or ""
+        exists, mark = self._admin.mark_of(name)
+        if not exists or mark is None or mark.run != self.plan.run_id:
+            raise ForeignDatabase(
+                f"refusing to run tests on database {name!r}: it does not carry this "
+                "run's ci-kit mark"
+            )
 
     def create_fresh(self) -> URL:
         """A clone of the template for one test marked ``fresh``."""

@@ -7,15 +7,28 @@ and the kit's light modules (``config``, ``fixtures``, ``errors``); SQLAlchemy,
 psycopg and the server code are imported only by a run that enables the kit.
 
 It holds no SQL: it decides who prepares the run (the xdist controller, or a
-serial pytest process), hands the plan to workers through ``workerinput`` as
-pytest-xdist's own plugins do, and turns the kit's errors into one-line usage
-errors.
+serial pytest process), hands the plan to the workers, and turns the kit's errors
+into one-line usage errors.
+
+All of that happens in ``pytest_load_initial_conftests``, before pytest imports
+any ``conftest.py``: a conftest that imports the application builds its engine
+from ``DATABASE_URL`` (``url-env``) at that moment, and must see the test
+database, never the developer's. For the same reason the plan reaches xdist
+workers through their environment, which they inherit from the controller,
+rather than through ``workerinput``, which a worker receives only after its
+conftests are loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -33,14 +46,17 @@ from ci_kit.fixtures import (
 from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
     from ci_kit.lifecycle import RunPlan, RunReport
 
 __all__ = ["db_connection", "db_engine", "db_session", "db_url"]
 
-_WIRE_KEY = "ci_kit"
+_PLAN_ENV = "CI_KIT_RUN_PLAN"
 _CONFIG_KEY = pytest.StashKey[KitConfig]()
 _REPORT_KEY: pytest.StashKey[RunReport] = pytest.StashKey()
 _STARTED_KEY = pytest.StashKey[float]()
+_NOTES_KEY = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,22 +65,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(setting.flag, **setting.option_kwargs())
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        f"{ISOLATION_MARKER}(mode): per-test database isolation: 'rollback' (default), "
-        "'truncate' (real commits, tables emptied after) or 'fresh' (a clone of its own)",
-    )
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    config = early_config
     config.stash[_STARTED_KEY] = time.perf_counter()
     try:
-        workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-        if workerinput is not None:
-            if _WIRE_KEY in workerinput:
-                from ci_kit.lifecycle import RunPlan
-
-                plan = RunPlan.from_wire(workerinput[_WIRE_KEY])
-                _open_databases(config, plan, workerinput["workerid"])
+        handed_over = _plan_from_controller(os.environ)
+        if handed_over is not None:
+            _open_databases(config, *handed_over)
             return
         if _only_informs(config) or not _wanted(config):
             return
@@ -72,16 +80,25 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_CONFIG_KEY] = kit
         plan = _prepare_run(config, kit)
         if _is_xdist_controller(config):
-            config.pluginmanager.register(_ControllerHooks(plan), "ci_kit_controller")
+            _hand_to_workers(config, plan)
         else:
             _open_databases(config, plan, None)
     except CiKitError as error:
         raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{ISOLATION_MARKER}(mode): per-test database isolation: 'rollback' (default), "
+        "'truncate' (real commits, tables emptied after) or 'fresh' (a clone of its own)",
+    )
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     report = config.stash.get(_REPORT_KEY, None)
-    return [f"ci-kit: {line}" for line in report.lines()] if report else []
+    lines = [*(report.lines() if report else []), *config.stash.get(_NOTES_KEY, [])]
+    return [f"ci-kit: {line}" for line in lines]
 
 
 @pytest.hookimpl(trylast=True)
@@ -96,27 +113,53 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     }
     tests = sum(outcomes.values())
     detail = ", ".join(f"{count} {key}" for key, count in outcomes.items() if count)
-    workers = config.getoption("numprocesses", None) if _is_xdist_controller(config) else None
+    workers = config.getoption("numprocesses", None) if config.getoption("tx", None) else None
     where = f"{workers} workers" if workers else "1 process"
-    seconds = time.perf_counter() - config.stash[_STARTED_KEY]
+    seconds = time.perf_counter() - config.stash.get(_STARTED_KEY, time.perf_counter())
     terminalreporter.write_line(
         f"ci-kit: {tests} tests ({detail or 'none run'}) on {where} in {seconds:.1f} s; "
         f"{report.summary()}"
     )
 
 
-class _ControllerHooks:
-    """Registered only on an xdist controller, like xdist's own ``DSession``."""
+def _hand_to_workers(config: pytest.Config, plan: RunPlan) -> None:
+    """Put the plan where the workers xdist is about to start will find it.
 
-    def __init__(self, plan: RunPlan) -> None:
-        self._wire = plan.to_wire()
+    It carries the server's password, so it lives in the environment (never argv),
+    only for this run, and each worker takes it out of its own environment at once.
+    The controller's pid travels along: a pytest started by a test inside a worker
+    inherits the variable, but not as a child of the controller, so it ignores it.
+    """
+    wire = {"controller": os.getpid(), "plan": plan.to_wire()}
+    os.environ[_PLAN_ENV] = json.dumps(wire)
+    config.add_cleanup(lambda: _forget(_PLAN_ENV))
+    if plan.url_env:
+        # The controller imports conftests too, but has no database: a name that
+        # exists nowhere makes an accidental connection fail instead of landing elsewhere.
+        _point_url_env(config, plan, plan.base_name + "_controller")
 
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[_WIRE_KEY] = self._wire
+
+def _forget(variable: str) -> None:
+    os.environ.pop(variable, None)
+
+
+def _plan_from_controller(environ: Mapping[str, str]) -> tuple[RunPlan, str] | None:
+    """This worker's plan and id, when this process is an xdist worker of a kit run."""
+    raw = environ.get(_PLAN_ENV)
+    worker_id = environ.get("PYTEST_XDIST_WORKER")
+    if not raw or not worker_id:
+        return None
+    wire = json.loads(raw)
+    if wire["controller"] != os.getppid():
+        return None
+    _forget(_PLAN_ENV)
+    from ci_kit.lifecycle import RunPlan
+
+    return RunPlan.from_wire(wire["plan"]), worker_id
 
 
 def _cli_values(config: pytest.Config) -> dict[str, object]:
-    return {setting.dest: config.getoption(setting.dest) for setting in SETTINGS}
+    return {setting.dest: _option(config, setting.dest) for setting in SETTINGS}
 
 
 def _wanted(config: pytest.Config) -> bool:
@@ -134,17 +177,15 @@ def _load_config(config: pytest.Config) -> KitConfig:
 def _prepare_run(config: pytest.Config, kit: KitConfig) -> RunPlan:
     from ci_kit.lifecycle import prepare_run
 
-    writer = config.get_terminal_writer()
-    verbose = config.get_verbosity() > 0
-
-    def log(message: str) -> None:
-        writer.line(f"ci-kit: {message}")
+    log = _early_log(config)
+    verbose = (_option(config, "verbose", 0) or 0) > 0
 
     def echo(command: str) -> None:
         if verbose:
             log(command)
 
-    run = prepare_run(kit, log=log, echo=echo)
+    with _project_modules_forgotten(config.rootpath):
+        run = prepare_run(kit, log=log, echo=echo)
     config.stash[_REPORT_KEY] = run.report
 
     def close() -> None:
@@ -156,41 +197,111 @@ def _prepare_run(config: pytest.Config, kit: KitConfig) -> RunPlan:
     return run.plan
 
 
+@contextlib.contextmanager
+def _project_modules_forgotten(root: Path) -> Iterator[None]:
+    """Forget the project's modules that building the template imported.
+
+    An ``env.py`` importing the application runs its module-level code (an engine
+    from ``DATABASE_URL``, cached settings) while ``url-env`` names the template.
+    Forgotten, they are imported afresh by the conftests, with this process's own
+    database; libraries (anything in a site-packages) stay, as pytester keeps them.
+    """
+    before = set(sys.modules)
+    try:
+        yield
+    finally:
+        for name in set(sys.modules) - before:
+            if _is_project_module(sys.modules[name], root):
+                del sys.modules[name]
+
+
+def _is_project_module(module: ModuleType, root: Path) -> bool:
+    location = getattr(module, "__file__", None)
+    if not location:
+        return False
+    path = Path(location)
+    return path.is_relative_to(root) and not {"site-packages", "dist-packages"} & set(path.parts)
+
+
+def _early_log(config: pytest.Config) -> Callable[[str], None]:
+    """Progress lines before pytest's terminal exists, past its start-up capture."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def log(message: str) -> None:
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            sys.stdout.write(f"ci-kit: {message}\n")
+            sys.stdout.flush()
+
+    return log
+
+
 def _open_databases(config: pytest.Config, plan: RunPlan, worker_id: str | None) -> None:
-    """Clone this process's database before collection, so application imports see it."""
-    from ci_kit.dburl import render
+    """Clone this process's database, and point ``url-env`` at it for the conftests."""
     from ci_kit.lifecycle import WorkerDatabases
 
     databases = WorkerDatabases(plan, worker_id)
     config.add_cleanup(databases.close)
-    url = databases.create()
+    databases.create()
     config.stash[DATABASES_KEY] = databases
     if plan.url_env:
-        os.environ[plan.url_env] = render(url)
+        _point_url_env(config, plan, databases.name)
+
+
+def _point_url_env(config: pytest.Config, plan: RunPlan, database: str) -> None:
+    """Set ``url-env`` to ``database`` on the run's server until the run ends.
+
+    A value it held before (the developer's ``DATABASE_URL`` from a ``.env``) is
+    named, masked, in the run's header, and restored afterwards; the kit never
+    connects to it.
+    """
+    from ci_kit.dburl import mask, render, with_database
+
+    name = plan.url_env
+    assert name is not None
+    previous = os.environ.get(name)
+    url = with_database(plan.server_url, database)
+    os.environ[name] = render(url)
+    if previous is not None and previous != os.environ[name]:
+        config.stash[_NOTES_KEY] = [
+            f"{name} was {_masked(previous, mask)} before this run: every test process "
+            f"uses its own database instead; the kit never connects to that one"
+        ]
+
+    def restore() -> None:
+        if previous is None:
+            _forget(name)
+        else:
+            os.environ[name] = previous
+
+    config.add_cleanup(restore)
+
+
+def _masked(raw: str, mask: Callable[[URL], str]) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return mask(make_url(raw))
+    except ArgumentError:
+        return "a value that is not a URL"
+
+
+def _option(config: pytest.Config, dest: str, default: Any = None) -> Any:
+    """An option's value while conftests are not yet loaded: pytest's early parse."""
+    return getattr(config.known_args_namespace, dest, default)
 
 
 def _only_informs(config: pytest.Config) -> bool:
     """Runs that list or explain rather than test need no server."""
-    option = config.option
-    return any(
-        getattr(option, name, False)
-        for name in (
-            "help",
-            "version",
-            "collectonly",
-            "showfixtures",
-            "show_fixtures_per_test",
-            "markers",
-        )
-    )
+    informing = ("help", "version", "collectonly", "showfixtures", "show_fixtures_per_test")
+    return any(_option(config, name, False) for name in (*informing, "markers"))
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
-    return bool(
-        config.pluginmanager.hasplugin("xdist")
-        and config.getoption("dist", "no") != "no"
-        and config.getoption("tx", None)
-    )
+    """Will xdist start workers? Asked before xdist turns ``-n`` into ``--tx``."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return False
+    return bool(_option(config, "numprocesses") or _option(config, "tx"))
 
 
 def _safe_message(config: pytest.Config, error: CiKitError) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -366,6 +366,16 @@ def clone(admin: Admin, template: str, name: str, mark: Mark, settings: Mapping[
     admin.apply_settings(name, settings)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What a sweep or a clean decided about one marked database."""
+
+    name: str
+    mark: Mark
+    kept: str | None = None
+    """Why a live run still needs it; None when it was dropped (or, dry, would be)."""
+
+
 def sweep(admin: Admin, *, run_id: str, base: str, keep_template: str) -> list[str]:
     """Drop what crashed runs left behind, and templates of this base's older schemas.
 
@@ -380,25 +390,69 @@ def sweep(admin: Admin, *, run_id: str, base: str, keep_template: str) -> list[s
         admin.unlock(_SWEEP_LOCK)
 
 
+def clean(admin: Admin, *, dry_run: bool = False) -> Iterator[Verdict]:
+    """Drop every database of the kit's on the server that no live run uses.
+
+    Sweep's rules without its scope: templates of every base go too, since a
+    person asked. Unmarked databases are not even listed. Lazy, so a person sees
+    each database as it goes; it waits for a run's sweep to finish rather than
+    race it for the same databases.
+    """
+    with admin.locked(_SWEEP_LOCK):
+        yield from _judge(admin, lambda name, mark: True, dry_run=dry_run)
+
+
 def _sweep(admin: Admin, *, run_id: str, base: str, keep_template: str) -> list[str]:
-    dropped: list[str] = []
-    for name, mark in admin.marks().items():
-        if mark is None or mark.run == run_id or name == keep_template:
+    def in_scope(name: str, mark: Mark) -> bool:
+        if mark.run == run_id or name == keep_template:
+            return False
+        # A sealed template of another base is that base's runs' to retire.
+        return not (mark.kind == "template" and mark.ready and mark.base != base)
+
+    verdicts = _judge(admin, in_scope, dry_run=False)
+    return [verdict.name for verdict in verdicts if verdict.kept is None]
+
+
+def _judge(
+    admin: Admin, in_scope: Callable[[str, Mark], bool], *, dry_run: bool
+) -> Iterator[Verdict]:
+    """Decide, and unless ``dry_run`` drop, each marked database in scope."""
+    for name, mark in sorted(admin.marks().items()):
+        if mark is None or not in_scope(name, mark):
             continue
-        if mark.kind == "template":
-            lock = template_use_lock(name) if mark.ready else template_build_lock(name)
-            if (mark.ready and mark.base != base) or not admin.try_lock(lock):
-                continue
-            try:
-                admin.drop(name, allowed=_is_template)
-            finally:
-                admin.unlock(lock)
-        elif admin.run_is_alive(mark.run):
-            continue
-        else:
-            admin.drop(name, allowed=lambda m: m.kind != "template")
-        dropped.append(name)
-    return dropped
+        with _claim(admin, name, mark) as kept:
+            if kept is None and not dry_run:
+                try:
+                    # The mark must be the one judged: a live run may have re-cloned it since.
+                    admin.drop(name, allowed=mark.__eq__)
+                except ForeignDatabase:
+                    kept = "taken over by a live run meanwhile"
+        yield Verdict(name, mark, kept)
+
+
+@contextmanager
+def _claim(admin: Admin, name: str, mark: Mark) -> Iterator[str | None]:
+    """Why a live run needs ``name``, or None: then it may be dropped inside the block.
+
+    A worker or fresh database is free once its run is gone. A template is free
+    when no run is building it and none holds it to clone from; both locks are
+    kept for the block, so no run starts cloning or building it mid-drop.
+    """
+    if mark.kind != "template":
+        yield "in use by a live run" if admin.run_is_alive(mark.run) else None
+        return
+    locks = (
+        (template_build_lock(name), "being built by a live run"),
+        (template_use_lock(name), "in use by a live run"),
+    )
+    with ExitStack() as held:
+        busy: str | None = None
+        for lock, reason in locks:
+            if not admin.try_lock(lock):
+                busy = reason
+                break
+            held.callback(admin.unlock, lock)
+        yield busy
 
 
 def drop_run_databases(admin: Admin, run_id: str) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging.config
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import MetaData, create_mock_engine
+from sqlalchemy import MetaData, create_mock_engine, inspect
 from sqlalchemy.engine import Connection
 
-from ci_kit.errors import MigrationFailed, SchemaSourceError, first_line
+from ci_kit.errors import MigrationFailed, SchemaNotInTemplate, SchemaSourceError, first_line
 
 FINGERPRINT_VERSION = "1"
 """Bumped when the way the kit builds a template changes, invalidating old ones."""
@@ -75,30 +76,104 @@ def fingerprint(source: SchemaSource, *, server_major: int, root: Path) -> str:
 
 
 def build_schema(source: SchemaSource, connection: Connection, *, root: Path) -> None:
-    """Build the schema into the database ``connection`` is open on, and commit.
+    """Build the schema into the database ``connection`` is open on, commit, and check it.
 
     Alembic runs in-process on the given connection (its cookbook's "sharing a
     connection" recipe, through ``config.attributes["connection"]``); ``sqlalchemy.url``
     is set as well, %-escaped for ConfigParser, for ``env.py`` files that read it.
+    Many ``env.py`` files build their own engine from the application's settings
+    instead, and would migrate some other database: the check afterwards is what
+    tells a built template from an empty one.
     """
     try:
         if source.kind == "alembic":
-            _run_alembic_upgrade(source, connection)
+            with _alembic_logging_kept_out():
+                _run_alembic_upgrade(source, connection)
         elif source.kind == "metadata":
             load_metadata(source.target, root).create_all(connection)
         connection.commit()
     except (SchemaSourceError, MigrationFailed):
         raise
     except Exception as error:  # any failure inside user migrations is the user's to fix
+        hint = _ELSEWHERE_HINT if source.kind == "alembic" and _is_connect_error(error) else ""
         raise MigrationFailed(
             f"building the schema from {source.describe()} failed: "
-            f"{type(error).__name__}: {first_line(error)}"
+            f"{type(error).__name__}: {first_line(error)}{hint}"
         ) from error
+    check_schema(source, connection, root=root)
+
+
+def check_schema(source: SchemaSource, connection: Connection, *, root: Path) -> None:
+    """Raise unless the database holds the schema: Alembic at head, or every table."""
+    database = connection.engine.url.database
+    if source.kind == "alembic":
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        heads = set(ScriptDirectory.from_config(_alembic_config(source)).get_heads())
+        current = set(MigrationContext.configure(connection).get_current_heads())
+        connection.rollback()
+        if current != heads:
+            found = ", ".join(sorted(current)) or "no alembic_version"
+            raise SchemaNotInTemplate(
+                f"after alembic upgrade head, template {database!r} has {found}, not head "
+                f"({', '.join(sorted(heads))}): your env.py connected elsewhere; make it "
+                "use config.attributes['connection'] or sqlalchemy.url (README: Alembic env.py)"
+            )
+    elif source.kind == "metadata":
+        inspector = inspect(connection)
+        missing = [
+            table.fullname
+            for table in load_metadata(source.target, root).sorted_tables
+            if not inspector.has_table(table.name, schema=table.schema)
+        ]
+        connection.rollback()
+        if missing:
+            raise SchemaNotInTemplate(
+                f"after create_all, template {database!r} lacks {', '.join(missing)}: "
+                f"does {source.target} build its tables on another engine?"
+            )
+
+
+_ELSEWHERE_HINT = (
+    " (if your env.py builds its own engine from the application's settings, it ignored "
+    "the kit's connection: use config.attributes['connection'], README: Alembic env.py)"
+)
+
+
+def _is_connect_error(error: BaseException) -> bool:
+    """A driver's "could not connect": what an env.py aiming at another server raises."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return "OperationalError" in names
+
+
+@contextmanager
+def _alembic_logging_kept_out() -> Iterator[None]:
+    """Run migrations without the ``fileConfig`` call of Alembic's ``env.py`` template.
+
+    Inside pytest it would replace the logging configuration of the run, and its
+    INFO lines ("Running upgrade ...") would fill the user's output. ``env.py`` is
+    executed afresh on each upgrade, so its ``from logging.config import
+    fileConfig`` picks up the stand-in for exactly this build.
+    """
+    real = logging.config.fileConfig
+    logging.config.fileConfig = _no_file_config
+    try:
+        yield
+    finally:
+        logging.config.fileConfig = real
+
+
+def _no_file_config(*_: object, **__: object) -> None:
+    """Stands in for ``logging.config.fileConfig`` while the kit builds a template."""
 
 
 def load_metadata(target: str, root: Path) -> MetaData:
     """Import ``package.module:attribute`` and return its MetaData (or a Base's)."""
     module_name, _, attribute = target.partition(":")
+    # Loaded first, as an application that runs does before its models: a module
+    # that uses sqlalchemy.dialects.postgresql without importing it fails otherwise.
+    importlib.import_module("sqlalchemy.dialects.postgresql")
     with _importable_from(root):
         try:
             module = importlib.import_module(module_name)

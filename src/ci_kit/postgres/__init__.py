@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ci_kit.postgres.binaries import PgBinaries, find_binaries
-from ci_kit.postgres.cluster import EmbeddedPostgres
+from ci_kit.postgres.cluster import EmbeddedPostgres, running_url
 from ci_kit.postgres.processes import PREFIX, cluster_root, stop_persistent, sweep_orphans
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ __all__ = [
     "cluster_root",
     "find_binaries",
     "main",
+    "running_url",
     "stop_persistent",
     "sweep_orphans",
 ]

@@ -140,7 +140,7 @@ class EmbeddedPostgres:
 
     def _start_persistent(self, data_dir: Path) -> URL:
         self.directory = data_dir
-        url = _running_url(data_dir)
+        url = running_url(data_dir)
         if url is not None:
             self._log(f"reusing the PostgreSQL server already running from {data_dir}")
             return url
@@ -227,8 +227,12 @@ class EmbeddedPostgres:
         return EmbeddedServerFailed(f"embedded {origin}: {step} failed: {detail}")
 
 
-def _running_url(data: Path) -> URL | None:
-    """The URL of a server already running from ``data`` and answering, read off its pid file."""
+def running_url(data: Path) -> URL | None:
+    """The URL of a server already running from ``data`` and answering, read off its pid file.
+
+    Never starts one: ``python -m ci_kit clean`` asks this to find the kept server
+    without bringing up a server only to empty it.
+    """
     if postmaster(data) is None:
         return None
     try:

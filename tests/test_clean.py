@@ -1,0 +1,231 @@
+"""``python -m ci_kit clean``: the kit's databases no live run uses go; nothing else does.
+
+The command drops every dead run's database on the server it cleans, other test
+sessions' included, so the tests that clean for real do it on a private kept
+embedded server (a project of their own, as ``python -m ci_kit server`` starts
+it), never on the shared test server, where a concurrent session's databases
+would vanish under it. Only the failing connection goes to the shared server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+
+from ci_kit import provision
+from ci_kit.dburl import render, secret_forms
+from ci_kit.lifecycle import reuse_data_dir
+from ci_kit.postgres import running_url
+from ci_kit.provision import Admin, Mark
+from tests.conftest import TEST_PASSWORD, create_unmarked, database_names
+
+
+def run_kit(cwd: Path, *args: str, url: URL | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m ci_kit ARGS`` in ``cwd``, configured by nothing but ``url``, if given."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CI_KIT_")}
+    if url is not None:
+        env["CI_KIT_DATABASE_URL"] = render(url)
+    return subprocess.run(
+        [sys.executable, "-m", "ci_kit", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A project whose kept embedded server is running: the server the tests clean."""
+    root = tmp_path_factory.mktemp("clean_project")
+    started = run_kit(root, "server")
+    assert started.returncode == 0, started.stderr
+    yield root
+    run_kit(root, "server", "--stop")
+    data_dir = reuse_data_dir(root)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    (data_dir.parent / f".{data_dir.name}.lock").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def private_url(project: Path) -> URL:
+    url = running_url(reuse_data_dir(project))
+    assert url is not None
+    return url
+
+
+@pytest.fixture
+def private_admin(private_url: URL) -> Iterator[Admin]:
+    """The maintenance connection of the private server (the shared one's is ``admin``)."""
+    admin = Admin(private_url)
+    yield admin
+    admin.close()
+
+
+@pytest.fixture
+def base() -> str:
+    return f"kit_{uuid.uuid4().hex[:8]}_test"
+
+
+def clean(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = run_kit(project, "clean", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def make_template(admin: Admin, name: str, base: str) -> None:
+    mark = Mark("template", f"built-{uuid.uuid4().hex[:6]}", base, ready=False)
+    admin.create(name, mark)
+    admin.seal_template(name, mark)
+
+
+def ended_run_leftovers(admin: Admin, base: str) -> tuple[str, str, str]:
+    """A crashed run's worker and fresh databases, and a template no run uses."""
+    run = f"ended{uuid.uuid4().hex[:6]}"
+    worker, fresh, template = f"{base}_gw0", f"{base}_gw0_f1", f"{base}_tpl_old"
+    admin.create(worker, Mark("worker", run, base))
+    admin.create(fresh, Mark("fresh", run, base))
+    make_template(admin, template, base)
+    return worker, fresh, template
+
+
+def test_an_ended_runs_databases_and_an_unused_template_are_dropped(
+    project: Path, private_admin: Admin, private_url: URL, base: str
+) -> None:
+    worker, fresh, template = ended_run_leftovers(private_admin, base)
+    out = clean(project).stdout
+    lines = out.splitlines()
+    assert f"dropped {template} (template of {base})" in lines
+    assert any(line.startswith(f"dropped {worker} (worker database of ended run") for line in lines)
+    assert any(line.startswith(f"dropped {fresh} (fresh database of ended run") for line in lines)
+    assert lines[-1].startswith("dropped ")
+    assert lines[-1].endswith(
+        f"of the kit's databases on the kept embedded server in {reuse_data_dir(project)}"
+    )
+    assert database_names(private_url, base) == set()
+
+
+def test_a_dry_run_lists_what_would_go_and_drops_nothing(
+    project: Path, private_admin: Admin, private_url: URL, base: str
+) -> None:
+    worker, fresh, template = ended_run_leftovers(private_admin, base)
+    lines = clean(project, "--dry-run").stdout.splitlines()
+    assert f"would drop {template} (template of {base})" in lines
+    assert any(line.startswith(f"would drop {worker} (") for line in lines)
+    assert not any(line.startswith("dropped") for line in lines)
+    assert lines[-1].startswith("would drop ")
+    assert database_names(private_url, base) == {worker, fresh, template}
+
+
+def test_unmarked_databases_with_the_kits_names_are_neither_listed_nor_dropped(
+    project: Path, private_admin: Admin, private_url: URL, base: str
+) -> None:
+    names = {f"{base}_gw0", f"{base}_tpl_abc"}
+    for name in names:
+        create_unmarked(private_url, name)
+    private_admin.ensure_database(f"{base}_dev")  # a developer's database: never marked
+    out = clean(project).stdout
+    assert base not in out
+    assert database_names(private_url, base) == {*names, f"{base}_dev"}
+
+
+@pytest.mark.parametrize(
+    ("lock", "shared", "reason"),
+    [
+        (provision.template_use_lock, True, "in use by a live run"),
+        (provision.template_build_lock, False, "being built by a live run"),
+    ],
+)
+def test_a_template_a_live_run_clones_from_or_builds_is_kept(
+    project: Path,
+    private_admin: Admin,
+    private_url: URL,
+    base: str,
+    lock: Callable[[str], str],
+    shared: bool,
+    reason: str,
+) -> None:
+    template = f"{base}_tpl_live"
+    make_template(private_admin, template, base)
+    live_run = Admin(private_url)
+    try:
+        live_run.lock(lock(template), shared=shared)
+        assert f"kept {template}: {reason}" in clean(project).stdout.splitlines()
+        assert database_names(private_url, base) == {template}
+    finally:
+        live_run.close()
+    assert f"dropped {template} (template of {base})" in clean(project).stdout.splitlines()
+
+
+def test_a_live_runs_worker_database_is_kept_until_the_run_ends(
+    project: Path, private_admin: Admin, private_url: URL, base: str
+) -> None:
+    run = f"live{uuid.uuid4().hex[:6]}"
+    worker = f"{base}_gw0"
+    live_run = Admin(private_url)
+    try:
+        live_run.lock(provision.run_lock(run))
+        private_admin.create(worker, Mark("worker", run, base))
+        lines = clean(project).stdout.splitlines()
+        assert f"kept {worker}: in use by a live run" in lines
+        assert database_names(private_url, base) == {worker}
+    finally:
+        live_run.close()
+    dropped = f"dropped {worker} (worker database of ended run {run})"
+    assert dropped in clean(project).stdout.splitlines()
+
+
+def test_the_projects_configured_server_is_the_one_cleaned(
+    tmp_path: Path, private_admin: Admin, private_url: URL, base: str
+) -> None:
+    configured = render(private_url.set(database=base))
+    (tmp_path / "pyproject.toml").write_text(f"[tool.ci-kit]\nurl = '{configured}'\n")
+    inside = tmp_path / "src" / "pkg"
+    inside.mkdir(parents=True)
+    worker, _, _ = ended_run_leftovers(private_admin, base)
+    result = run_kit(inside, "clean")
+    assert result.returncode == 0, result.stderr
+    assert any(line.startswith(f"dropped {worker} (") for line in result.stdout.splitlines())
+    assert database_names(private_url, base) == set()
+
+
+def test_no_configured_server_and_no_kept_server_running_is_nothing_to_clean(
+    tmp_path: Path,
+) -> None:
+    result = run_kit(tmp_path, "clean")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "nothing to clean: no server configured and the kept embedded server is not running\n"
+    )
+    assert not reuse_data_dir(tmp_path).exists()  # it was not started to be cleaned
+
+
+def test_a_wrong_password_is_one_line_without_the_password(tmp_path: Path, server_url: URL) -> None:
+    wrong = "wrong" + TEST_PASSWORD
+    result = run_kit(tmp_path, "clean", url=server_url.set(password=wrong, database="x_test"))
+    assert result.returncode == 4
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("ERROR: ci-kit: password authentication failed for role 'ci_kit'")
+    for secret in secret_forms(wrong) | secret_forms(TEST_PASSWORD):
+        assert secret not in result.stderr
+
+
+def test_help_explains_the_command(tmp_path: Path) -> None:
+    top = run_kit(tmp_path, "--help").stdout
+    assert "{pytest,server,clean}" in top
+    assert "clean: drop the kit's databases" in top
+    detail = " ".join(run_kit(tmp_path, "clean", "--help").stdout.split())
+    assert "--dry-run" in detail
+    assert "a database without the kit's mark is never listed nor dropped" in detail
+    assert "it is never started to be cleaned" in detail

@@ -38,7 +38,12 @@ ALEMBIC_INI = """
 script_location = %(here)s/migrations
 
 [loggers]
-keys = root
+keys = root,alembic
+
+[logger_alembic]
+level = INFO
+handlers =
+qualname = alembic
 
 [handlers]
 keys = console
@@ -241,6 +246,16 @@ def test_an_app_reading_database_url_at_import_never_meets_the_dev_database(
     assert f"ci-kit: DATABASE_URL was {mask(dev_database)} before this run" in output
     assert TEST_PASSWORD not in output
     assert "ALEMBIC-LOG" not in output, "Alembic's fileConfig stays out of the run"
+
+
+def test_alembic_logging_env_lets_env_py_configure_logging(
+    pytester: pytest.Pytester, server_url: URL, base_name: str
+) -> None:
+    write_project(pytester, base_name)
+    extra = {"CI_KIT_ALEMBIC_LOGGING": "env", "SEEN_LOG": str(pytester.path / "s.jsonl")}
+    result = run(pytester, server_url.set(database=base_name), **extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ALEMBIC-LOG INFO Running upgrade  -> 0001" in result.stdout + result.stderr
 
 
 def test_an_async_env_py_runs_on_the_kits_connection(

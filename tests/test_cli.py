@@ -79,6 +79,11 @@ def test_from_a_subdirectory_it_behaves_as_pytest_does_there(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, server_url: URL, base_name: str
 ) -> None:
     write_project(pytester, base_name, count=1)
+    pyproject = pytester.path / "pyproject.toml"
+    # As a project whose tests import its modules says so: pytest's own pythonpath.
+    pyproject.write_text(
+        pyproject.read_text() + '\n[tool.pytest.ini_options]\npythonpath = ["."]\n'
+    )
     monkeypatch.setenv("CI_KIT_DATABASE_URL", render(server_url.set(database=base_name)))
     sub = pytester.mkdir("sub")
     (sub / "test_sub.py").write_text(

@@ -30,6 +30,8 @@ BinariesSource = Literal["auto", "system", "wheel"]
 ISOLATIONS: tuple[Isolation, ...] = ("rollback", "truncate", "fresh")
 SERVER_MODES: tuple[ServerMode, ...] = ("auto", "external", "embedded")
 BINARIES_SOURCES: tuple[BinariesSource, ...] = ("auto", "system", "wheel")
+AlembicLogging = Literal["quiet", "env"]
+ALEMBIC_LOGGING: tuple[AlembicLogging, ...] = ("quiet", "env")
 DEFAULT_BASE_NAME = "test"
 FLAG_PREFIX = "--ci-kit-"
 
@@ -129,9 +131,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "url-env",
         None,
-        "Environment variable set to each process's test database URL before tests are "
-        "collected, for applications that build their own engine (e.g. DATABASE_URL).",
+        "Environment variable set to each process's test database URL before any "
+        "conftest is imported, for applications that build their own engine "
+        "(e.g. DATABASE_URL).",
         metavar="VAR",
+    ),
+    Setting(
+        "alembic-logging",
+        "CI_KIT_ALEMBIC_LOGGING",
+        "While the template builds: quiet (default: env.py's fileConfig does not "
+        "reconfigure the run's logging) or env (env.py configures logging as on the "
+        "command line).",
+        choices=ALEMBIC_LOGGING,
     ),
 )
 
@@ -156,6 +167,7 @@ class KitConfig:
     embedded_binaries: BinariesSource = "auto"
     pg_bin_dir: Path | None = None
     url_env: str | None = None
+    alembic_logging: AlembicLogging = "quiet"
     maintenance_db: str = "postgres"
     database_settings: Mapping[str, str] = field(default_factory=dict)
 
@@ -259,6 +271,7 @@ def load_config(
         embedded_binaries=cast(BinariesSource, values.get("embedded-binaries", "auto")),
         pg_bin_dir=_resolve_path(root, str(pg_bin_dir)) if pg_bin_dir else None,
         url_env=cast(str | None, values.get("url-env")),
+        alembic_logging=cast(AlembicLogging, values.get("alembic-logging", "quiet")),
         maintenance_db=_string(table, "maintenance-db", "postgres"),
         database_settings=_string_table(table, "database-settings"),
     )

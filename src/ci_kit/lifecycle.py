@@ -197,7 +197,14 @@ def _prepare(
         template,
         base=config.base_name,
         run_id=run_id,
-        build=lambda url: _build_template(url, source, config.root, config.url_env, log=log),
+        build=lambda url: _build_template(
+            url,
+            source,
+            config.root,
+            config.url_env,
+            quiet_alembic=config.alembic_logging == "quiet",
+            log=log,
+        ),
     )
     plan = RunPlan.for_server(
         admin.server_url,
@@ -266,7 +273,13 @@ def reuse_data_dir(root: Path) -> Path:
 
 
 def _build_template(
-    url: URL, source: SchemaSource, root: Path, url_env: str | None, *, log: Log
+    url: URL,
+    source: SchemaSource,
+    root: Path,
+    url_env: str | None,
+    *,
+    quiet_alembic: bool,
+    log: Log,
 ) -> None:
     log(f"building template {url.database} from {source.describe()}")
     # NullPool: no pooled connection may outlive the build, or cloning would wait
@@ -276,7 +289,7 @@ def _build_template(
         # Code run by the build that reads the application's URL (an env.py that
         # imports the app's settings) sees the template, never the developer's database.
         with environment_variable(url_env, render(url)), engine.connect() as connection:
-            build_schema(source, connection, root=root)
+            build_schema(source, connection, root=root, quiet_alembic=quiet_alembic)
     finally:
         engine.dispose()
 

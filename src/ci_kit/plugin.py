@@ -184,7 +184,9 @@ def _prepare_run(config: pytest.Config, kit: KitConfig) -> RunPlan:
         if verbose:
             log(command)
 
-    with _project_modules_forgotten(config.rootpath):
+    # What the preparation prints (an env.py's own logging, with alembic-logging =
+    # "env") is the run's output, not start-up noise for pytest's capture to drop.
+    with _capture_suspended(config), _project_modules_forgotten(config.rootpath):
         run = prepare_run(kit, log=log, echo=echo)
     config.stash[_REPORT_KEY] = run.report
 
@@ -223,12 +225,17 @@ def _is_project_module(module: ModuleType, root: Path) -> bool:
     return path.is_relative_to(root) and not {"site-packages", "dist-packages"} & set(path.parts)
 
 
-def _early_log(config: pytest.Config) -> Callable[[str], None]:
-    """Progress lines before pytest's terminal exists, past its start-up capture."""
+def _capture_suspended(config: pytest.Config) -> contextlib.AbstractContextManager[None]:
+    """Past pytest's start-up capture, which swallows output unless start-up fails."""
     capture = config.pluginmanager.getplugin("capturemanager")
+    return capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+
+
+def _early_log(config: pytest.Config) -> Callable[[str], None]:
+    """Progress lines before pytest's terminal exists."""
 
     def log(message: str) -> None:
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        with _capture_suspended(config):
             sys.stdout.write(f"ci-kit: {message}\n")
             sys.stdout.flush()
 

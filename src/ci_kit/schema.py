@@ -7,6 +7,7 @@ cached one (the pgtestdb and pytest-django ``--reuse-db`` pitfall).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import logging.config
@@ -75,7 +76,9 @@ def fingerprint(source: SchemaSource, *, server_major: int, root: Path) -> str:
     return digest.hexdigest()
 
 
-def build_schema(source: SchemaSource, connection: Connection, *, root: Path) -> None:
+def build_schema(
+    source: SchemaSource, connection: Connection, *, root: Path, quiet_alembic: bool = True
+) -> None:
     """Build the schema into the database ``connection`` is open on, commit, and check it.
 
     Alembic runs in-process on the given connection (its cookbook's "sharing a
@@ -83,11 +86,13 @@ def build_schema(source: SchemaSource, connection: Connection, *, root: Path) ->
     is set as well, %-escaped for ConfigParser, for ``env.py`` files that read it.
     Many ``env.py`` files build their own engine from the application's settings
     instead, and would migrate some other database: the check afterwards is what
-    tells a built template from an empty one.
+    tells a built template from an empty one. ``quiet_alembic`` keeps ``env.py``'s
+    ``fileConfig`` from reconfiguring the logging of the pytest run.
     """
     try:
         if source.kind == "alembic":
-            with _alembic_logging_kept_out():
+            quiet = _alembic_logging_kept_out() if quiet_alembic else contextlib.nullcontext()
+            with quiet:
                 _run_alembic_upgrade(source, connection)
         elif source.kind == "metadata":
             load_metadata(source.target, root).create_all(connection)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import alembic.ddl.postgresql  # noqa: F401  (see below)
 import psycopg
@@ -19,7 +20,7 @@ import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401  (see below)
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
-from ci_kit.dburl import DRIVERNAME, parse_database_url, with_database
+from ci_kit.dburl import DRIVERNAME, mask, parse_database_url, redact, with_database
 from ci_kit.provision import Admin, connect_kwargs
 
 # The imports marked "see below" are loaded before any test runs on purpose:
@@ -45,9 +46,11 @@ def server_url() -> URL:
     raw = os.environ.get("CI_KIT_TEST_SERVER_URL")
     url = parse_database_url(make_url(raw)) if raw else _DEFAULT_SERVER
     try:
-        psycopg.connect(**connect_kwargs(url), connect_timeout=5).close()
+        psycopg.connect(**{"connect_timeout": 5, **connect_kwargs(url)}).close()
     except psycopg.OperationalError as error:
-        message = f"no test PostgreSQL at {url!s} ({error}); run scripts/setup"
+        message = (
+            f"no test PostgreSQL at {mask(url)} ({redact(str(error), url)}); run scripts/setup"
+        )
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
@@ -98,7 +101,28 @@ def connect_to(url: URL, database: str) -> psycopg.Connection[tuple[object, ...]
     return psycopg.connect(**connect_kwargs(with_database(url, database)), autocommit=True)
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie: a reparented postmaster's zombie may linger unreaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def create_unmarked(url: URL, name: str) -> None:
     """A database the kit did not create: it must survive everything the kit does."""
     with psycopg.connect(**connect_kwargs(url), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def password_in_query(url: URL, password: str, **query: str) -> URL:
+    """The same server, its password given as libpq's ``password`` query parameter."""
+    return URL.create(
+        url.drivername,
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query={"password": password, **query},
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from sqlalchemy.engine import URL, make_url
 
@@ -19,7 +19,9 @@ from ci_kit.dburl import (
     redact,
     render,
     run_base_name,
+    secret_forms,
     template_database_name,
+    url_secrets,
     with_database,
     worker_database_name,
 )
@@ -32,12 +34,26 @@ names = st.text(
     max_size=120,
 )
 worker_ids = st.integers(min_value=0, max_value=999).map(lambda n: f"gw{n}")
+secrets = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1)
+# libpq's names are case-sensitive, so a misspelt one fails, with the URL in the message.
+secret_keys = st.sampled_from(["password", "sslpassword", "PASSWORD", "SslPassword"])
 
 
 def tricky_url(password: str = TRICKY_PASSWORD) -> URL:
     return URL.create(
         DRIVERNAME, username="app", password=password, host="127.0.0.1", database="app_test"
     )
+
+
+def url_with_secrets(password: str, key: str, in_query: str, ssl_password: str) -> URL:
+    """A secret in every place a URL can hold one, between parameters that are not."""
+    query = {
+        "application_name": "kit",
+        key: in_query,
+        "sslmode": "disable",
+        "sslpassword": ssl_password,
+    }
+    return tricky_url(password).set(port=5432, query=query)
 
 
 class TestWorkerNames:
@@ -133,6 +149,7 @@ class TestUrls:
             ("sqlite:///app_test.db", "is not a PostgreSQL URL"),
             ("postgresql://app:secret@localhost", "names no database"),
             ("not a url at all", "could not be parsed"),
+            ("postgresql://app:secret@127.0.0.1:abc/app_test", "port in the database URL"),
         ],
     )
     def test_bad_urls_get_one_clear_line_without_the_password(
@@ -147,7 +164,13 @@ class TestUrls:
 
     @pytest.mark.parametrize(
         "leak",
-        [TRICKY_PASSWORD, "p%40ss%3Aw%2Frd%2520%20%23%3F%2B", "p%40ss%3Aw%2Frd%2520+%23%3F%2B"],
+        [
+            TRICKY_PASSWORD,
+            "p%40ss%3Aw%2Frd%2520%20%23%3F%2B",
+            "p%40ss%3Aw%2Frd%2520+%23%3F%2B",
+            "p%40ss%3Aw%2Frd%2520 %23%3F+",  # SQLAlchemy's rendering of a password
+            "p%40ss%3Aw/rd%2520%20%23%3F%2B",  # urllib.parse.quote's default
+        ],
     )
     def test_redact_hides_raw_and_encoded_passwords(self, leak: str) -> None:
         text = f"could not connect with {leak} to the server"
@@ -156,6 +179,100 @@ class TestUrls:
     def test_redact_leaves_text_alone_without_a_password(self) -> None:
         url = URL.create(DRIVERNAME, username="app", database="app_test")
         assert redact("nothing to hide", url) == "nothing to hide"
+
+
+class TestSecrets:
+    """Every place a URL holds a secret is masked: the password and libpq's query ones."""
+
+    def test_a_password_in_the_query_is_masked_and_kept_for_connecting(self) -> None:
+        url = parse_database_url("postgresql://app@127.0.0.1:1/app_test?password=hunter2")
+        assert mask(url) == "postgresql+psycopg://app@127.0.0.1:1/app_test?password=***"
+        assert url_secrets(url) == ("hunter2",)
+        assert make_url(render(url)).query["password"] == "hunter2"
+
+    def test_every_value_of_a_repeated_secret_parameter_is_masked(self) -> None:
+        url = make_url("postgresql://app@h/app_test?sslpassword=one&sslpassword=two&sslmode=x")
+        assert mask(url) == (
+            "postgresql://app@h/app_test?sslmode=x&sslpassword=***&sslpassword=***"
+        )
+        assert redact("one two x", url) == "*** *** x"
+
+    def test_empty_secrets_hide_nothing(self) -> None:
+        url = make_url("postgresql://app:@h/app_test?password=")
+        assert url_secrets(url) == ()
+        assert redact("nothing to hide", url) == "nothing to hide"
+
+    @given(secrets, secret_keys, secrets, secrets)
+    def test_mask_does_not_depend_on_the_secrets(
+        self, password: str, key: str, in_query: str, ssl_password: str
+    ) -> None:
+        url = url_with_secrets(password, key, in_query, ssl_password)
+        masked = mask(url)
+        assert masked == mask(url_with_secrets("a", key, "b", "c"))
+        assert make_url(masked).password == "***"
+        assert make_url(masked).query["application_name"] == "kit"
+
+    @given(secrets, secret_keys, secrets, secrets)
+    def test_no_form_of_any_secret_survives_mask(
+        self, password: str, key: str, in_query: str, ssl_password: str
+    ) -> None:
+        url = url_with_secrets(password, key, in_query, ssl_password)
+        forms = secret_forms(url)
+        # A secret that is also part of what is shown ("app", "=") cannot be missing from it.
+        shown = mask(url_with_secrets("a", key, "b", "c"))
+        assume(not any(form in shown for form in forms))
+        masked = mask(url)
+        assert not [form for form in forms if form in masked]
+
+    @given(secrets, secret_keys, secrets, secrets)
+    def test_no_form_of_any_secret_survives_redact(
+        self, password: str, key: str, in_query: str, ssl_password: str
+    ) -> None:
+        url = url_with_secrets(password, key, in_query, ssl_password)
+        forms = secret_forms(url)
+        # ``***`` is what a secret becomes; a secret with a star cannot be told from it.
+        assume(not any("*" in form for form in forms))
+        text = " | ".join([render(url), str(url), *sorted(forms)])
+        redacted = redact(text, url)
+        assert not [form for form in forms if form in redacted]
+
+    @given(secrets, st.sampled_from(["userinfo", "password", "sslpassword", "PASSWORD"]))
+    def test_a_rendered_url_redacts_to_its_mask(self, secret: str, place: str) -> None:
+        """Whatever form the URL renders a secret in, redact knows it."""
+        if place == "userinfo":
+            url = tricky_url(secret)
+        else:
+            url = URL.create(
+                DRIVERNAME,
+                username="app",
+                host="127.0.0.1",
+                database="app_test",
+                query={"sslmode": "disable", place: secret},
+            )
+        masked = mask(url)
+        assume(not any(form in masked for form in secret_forms(secret)))
+        assert redact(render(url), url) == masked
+        assert redact(str(url), url) == masked
+
+    @given(secrets)
+    def test_the_forms_of_a_url_are_those_of_its_secrets(self, secret: str) -> None:
+        url = url_with_secrets(secret, "password", secret + "!", "x" + secret)
+        expected = secret_forms(secret) | secret_forms(secret + "!") | secret_forms("x" + secret)
+        assert secret_forms(url) == expected
+        assert secret in secret_forms(secret)
+
+    @given(
+        st.dictionaries(
+            st.text(min_size=1).filter(lambda key: key.lower() not in {"password", "sslpassword"}),
+            st.text() | st.lists(st.text(), min_size=1, max_size=3).map(tuple),
+            max_size=4,
+        )
+    )
+    def test_without_secret_parameters_mask_is_sqlalchemys_rendering(
+        self, query: dict[str, str | tuple[str, ...]]
+    ) -> None:
+        url = tricky_url().set(query=query)
+        assert mask(url) == url.render_as_string(hide_password=True)
 
 
 class TestSafety:

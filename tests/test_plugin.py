@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import pytest
 from sqlalchemy.engine import URL
 
-from ci_kit.dburl import render
+from ci_kit.dburl import render, secret_forms
 from ci_kit.lifecycle import reuse_data_dir
 from ci_kit.postgres import stop_persistent
-from tests.conftest import TEST_PASSWORD, create_unmarked, database_names
+from tests.conftest import (
+    TEST_PASSWORD,
+    connect_to,
+    create_unmarked,
+    database_names,
+    password_in_query,
+    running,
+)
 
 MODELS = """
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -119,10 +129,26 @@ class TestEmbeddedServer:
             assert stop_persistent(data_dir)
             shutil.rmtree(data_dir, ignore_errors=True)
 
-    @pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["serial", "xdist"])
-    def test_ctrl_c_stops_and_deletes_the_server(
-        self, pytester: pytest.Pytester, args: tuple[str, ...]
+    @pytest.mark.parametrize(
+        ("sent", "args", "to_group"),
+        [
+            (signal.SIGINT, (), False),
+            (signal.SIGINT, ("-n", "2"), False),
+            (signal.SIGTERM, (), False),
+            (signal.SIGTERM, ("-n", "2"), False),
+            (signal.SIGTERM, ("-n", "2"), True),
+        ],
+        ids=["ctrl-c", "ctrl-c-xdist", "sigterm", "sigterm-xdist", "sigterm-like-timeout"],
+    )
+    def test_ctrl_c_or_sigterm_stops_and_deletes_the_server(
+        self,
+        pytester: pytest.Pytester,
+        sent: signal.Signals,
+        args: tuple[str, ...],
+        to_group: bool,
     ) -> None:
+        """SIGINT is Ctrl-C; SIGTERM is a CI timeout. ``timeout`` signals the run, then
+        its whole process group (xdist workers included): the run gets it twice."""
         write_project(pytester, "embedded_test", count=1)
         started = pytester.path / "started"
         pytester.makepyfile(
@@ -139,14 +165,82 @@ class TestEmbeddedServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,
         )
-        wait_for(started, process)
-        socket_dir = Path(started.read_text())
-        assert socket_dir.exists()
-        process.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
-        output = process.communicate(timeout=60)[0]
+        try:
+            wait_for(started, process)
+            cluster = Path(started.read_text())  # the socket sits in the cluster's directory
+            postmaster = int((cluster / "data" / "postmaster.pid").read_text().split()[0])
+            assert running(postmaster)
+            process.send_signal(sent)
+            if to_group:
+                os.killpg(process.pid, sent)
+            output = process.communicate(timeout=60)[0]
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+        assert process.returncode != 0
         assert "KeyboardInterrupt" in output
-        assert not socket_dir.exists(), "the embedded cluster outlived the interrupted run"
+        assert not running(postmaster), "the postmaster outlived the interrupted run"
+        assert not cluster.exists(), "the embedded cluster outlived the interrupted run"
+
+    @pytest.mark.skipif(
+        os.geteuid() != 0 or shutil.which("unshare") is None,
+        reason="a private /dev/shm takes root and unshare",
+    )
+    @pytest.mark.parametrize("reuse", [False, True], ids=["ephemeral", "reuse"])
+    def test_a_small_dev_shm_sends_the_cluster_to_the_temp_dir(
+        self, pytester: pytest.Pytester, reuse: bool
+    ) -> None:
+        """Docker's 64 MB /dev/shm fails a two-worker run: the cluster goes elsewhere."""
+        write_project(pytester, "embedded_test", count=8)
+        temp = Path(tempfile.mkdtemp(prefix="ci-kit-test-"))
+        temp.chmod(0o755)  # as root, the postgres user must reach the cluster inside
+        pytest_argv = [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:randomly", "-v"]
+        commands = [pytest_argv]
+        if reuse:
+            stop = [sys.executable, "-m", "ci_kit", "server", "--stop"]
+            commands = [[*pytest_argv, "--ci-kit-reuse"], [*pytest_argv, "--ci-kit-reuse"], stop]
+        script = "\n".join(
+            [
+                "mount -t tmpfs -o size=64m tmpfs /dev/shm || exit 99",
+                *(f'{shlex.join(argv)}; echo "exit status: $?"' for argv in commands),
+                'echo "left in /dev/shm: [$(ls -A /dev/shm)]"',
+            ]
+        )
+        try:
+            done = subprocess.run(
+                ["unshare", "--mount", "sh", "-c", script],
+                cwd=pytester.path,
+                env={**os.environ, "TMPDIR": str(temp)},
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=300,
+            )
+            output = done.stdout + done.stderr
+            left_in_temp = sorted(path.name for path in temp.iterdir())
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+        assert done.returncode == 0, output
+        assert output.count("exit status: 0") == len(commands), output
+        assert "left in /dev/shm: []" in output
+        fallback = (
+            f"ci-kit: /dev/shm has 64 MB free (< 256 MB): "
+            f"the embedded cluster goes to {temp}, slower clones"
+        )
+        assert output.splitlines().count(fallback) == 1, output  # a kept one stays: no 2nd
+        assert output.count(" 16 passed in ") == (2 if reuse else 1)
+        if reuse:
+            data_dir = reuse_data_dir(pytester.path)
+            assert output.count(f"initdb -D {temp / data_dir.name}") == 1
+            assert " reused in " in output  # the second run found the first's server
+            assert f"stopped the server in {temp / data_dir.name}" in output
+            assert left_in_temp == sorted([data_dir.name, f".{data_dir.name}.lock"])
+        else:
+            assert f"initdb -D {temp}/ci-kit-pg-" in output
+            assert left_in_temp == []
 
 
 def wait_for(path: Path, process: subprocess.Popen[str], seconds: float = 60) -> None:
@@ -228,6 +322,35 @@ class TestExternalServer:
         result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
         result.assert_outcomes(passed=3)
 
+    def test_libpq_parameters_in_the_url_reach_every_connection(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+    ) -> None:
+        write_project(pytester, base_name, count=2)
+        pytester.makepyfile(
+            test_parameters="""
+            from sqlalchemy import text
+
+            def test_the_session_has_the_urls_parameters(db_session):
+                assert db_session.scalar(text("SHOW application_name")) == "ci-kit-field"
+            """
+        )
+        url = password_in_query(
+            server_url.set(database=base_name),
+            TEST_PASSWORD,
+            sslmode="disable",
+            connect_timeout="5",
+            application_name="ci-kit-field",
+        )
+        monkeypatch.setenv("CI_KIT_DATABASE_URL", render(url))
+        result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
+        result.assert_outcomes(passed=5)
+        output = result.stdout.str() + result.stderr.str()
+        assert not [form for form in secret_forms(TEST_PASSWORD) if form in output]
+
 
 class TestIsolation:
     def test_truncate_and_fresh_markers(
@@ -277,13 +400,22 @@ class TestIsolation:
 
 
 class TestErrors:
-    def run_failing(self, pytester: pytest.Pytester, *args: str) -> str:
+    def run_failing(
+        self, pytester: pytest.Pytester, *args: str, secrets: tuple[str, ...] = ()
+    ) -> str:
         result = pytester.runpytest_subprocess(*args)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         output = result.stdout.str() + result.stderr.str()
         assert "Traceback" not in output
-        assert TEST_PASSWORD not in output
+        for secret in (TEST_PASSWORD, *secrets):
+            assert not [form for form in secret_forms(secret) if form in output]
         return output
+
+    def error_line(self, output: str) -> str:
+        """The run's one line of error, with nothing else of the kit's around it."""
+        (line,) = [line for line in output.splitlines() if "ci-kit" in line]
+        assert line.startswith("ERROR: ci-kit: ")
+        return line
 
     def test_wrong_password(self, pytester: pytest.Pytester, server_url: URL) -> None:
         write_project(pytester, "app_test")
@@ -304,6 +436,33 @@ class TestErrors:
         url = render(server_url.set(username="ci_kit_nocreatedb", database=base_name))
         output = self.run_failing(pytester, "--ci-kit-url", url)
         assert "ALTER ROLE ci_kit_nocreatedb CREATEDB" in output
+
+    def test_an_unknown_url_parameter(self, pytester: pytest.Pytester, server_url: URL) -> None:
+        write_project(pytester, "app_test")
+        url = render(server_url.set(database="app_test", query={"foo": "bar"}))
+        line = self.error_line(self.run_failing(pytester, "--ci-kit-url", url))
+        assert 'a parameter in the database URL is refused: invalid connection option "foo"' in line
+
+    def test_a_port_that_is_not_a_number(self, pytester: pytest.Pytester) -> None:
+        write_project(pytester, "x_test")
+        url = f"postgresql://ci_kit:{quote(TEST_PASSWORD, safe='')}@127.0.0.1:abc/x_test"
+        line = self.error_line(self.run_failing(pytester, "--ci-kit-url", url))
+        assert line.startswith("ERROR: ci-kit: the port in the database URL is not a number")
+
+    @pytest.mark.parametrize(
+        ("key", "secret"),
+        [("password", "hunter2"), ("password", TEST_PASSWORD), ("sslpassword", TEST_PASSWORD)],
+        ids=["password", "tricky-password", "sslpassword"],
+    )
+    def test_a_password_in_the_query_of_an_unreachable_server(
+        self, pytester: pytest.Pytester, key: str, secret: str
+    ) -> None:
+        write_project(pytester, "x_test")
+        url = f"postgresql://u@127.0.0.1:1/x_test?{urlencode({key: secret})}"
+        output = self.run_failing(pytester, "--ci-kit-url", url, secrets=(secret,))
+        line = self.error_line(output)
+        where = f"postgresql+psycopg://u@127.0.0.1:1/postgres?{key}=***:"
+        assert line.startswith(f"ERROR: ci-kit: cannot reach PostgreSQL at {where}")
 
     def test_not_a_postgres_url(self, pytester: pytest.Pytester) -> None:
         write_project(pytester, "app_test")
@@ -371,6 +530,70 @@ class TestErrors:
         result = pytester.runpytest_subprocess()
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines(["*ci-kit is not enabled for this run*"])
+
+
+class TestWhatWouldStopAWorker:
+    """Under xdist, a worker that cannot get its database would die and be replaced,
+    over and over, or the run would pass without it: the controller finds it first."""
+
+    def run_failing(self, pytester: pytest.Pytester, url: URL) -> str:
+        result = pytester.runpytest_subprocess("-n", "2", "--ci-kit-url", render(url))
+        output = result.stdout.str() + result.stderr.str()
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+        assert "Traceback" not in output
+        assert "replacing crashed worker" not in output
+        assert TEST_PASSWORD not in output
+        (line,) = [line for line in result.stderr.lines if line.strip()]
+        assert line.startswith("ERROR: ci-kit: ")
+        return line
+
+    def test_a_foreign_database_on_a_workers_name(
+        self, pytester: pytest.Pytester, server_url: URL, base_name: str
+    ) -> None:
+        write_project(pytester, base_name)
+        create_unmarked(server_url, f"{base_name}_gw1")
+        with connect_to(server_url, f"{base_name}_gw1") as conn:
+            conn.execute("CREATE TABLE precious AS SELECT 42 AS answer")
+        line = self.run_failing(pytester, server_url.set(database=base_name))
+        assert f"database '{base_name}_gw1' exists and was not created by the kit" in line
+        with connect_to(server_url, f"{base_name}_gw1") as conn:
+            assert conn.execute("SELECT answer FROM precious").fetchall() == [(42,)]
+
+    def test_a_role_without_createdb_when_the_template_exists(
+        self, pytester: pytest.Pytester, server_url: URL, base_name: str
+    ) -> None:
+        write_project(pytester, base_name)
+        built = pytester.runpytest_subprocess(
+            "--ci-kit-url", render(server_url.set(database=base_name))
+        )
+        assert built.ret == 0
+        url = server_url.set(username="ci_kit_nocreatedb", database=base_name)
+        line = self.run_failing(pytester, url)
+        assert "ALTER ROLE ci_kit_nocreatedb CREATEDB" in line
+
+    def test_a_session_left_on_the_template(
+        self, pytester: pytest.Pytester, server_url: URL, base_name: str
+    ) -> None:
+        write_project(pytester, base_name)
+        url = server_url.set(database=base_name)
+        assert pytester.runpytest_subprocess("--ci-kit-url", render(url)).ret == 0
+        (template,) = database_names(server_url, f"{base_name}_tpl_")
+        with connect_to(server_url, "postgres") as conn:
+            conn.execute(f'ALTER DATABASE "{template}" ALLOW_CONNECTIONS true')
+        with connect_to(server_url, template):
+            line = self.run_failing(pytester, url)
+        assert f"cannot clone '{template}': another session is connected to it" in line
+
+    def test_a_database_setting_the_server_refuses(
+        self, pytester: pytest.Pytester, server_url: URL, base_name: str
+    ) -> None:
+        write_project(pytester, base_name)
+        pyproject = pytester.path / "pyproject.toml"
+        pyproject.write_text(
+            pyproject.read_text() + '\n[tool.ci-kit.database-settings]\nwork_mem = "lots"\n'
+        )
+        line = self.run_failing(pytester, server_url.set(database=base_name))
+        assert "database-settings work_mem = 'lots' is refused by the server" in line
 
 
 def test_help_lists_every_option(pytester: pytest.Pytester) -> None:

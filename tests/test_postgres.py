@@ -10,9 +10,11 @@ import importlib.util
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,15 @@ from ci_kit.postgres import (
     PREFIX,
     EmbeddedPostgres,
     PgBinaries,
+    cluster_root,
     find_binaries,
+    kept_cluster_dir,
     main,
     stop_persistent,
     sweep_orphans,
 )
+from ci_kit.postgres.interrupts import deferred, hold, release
+from tests.conftest import running
 
 REPO = Path(__file__).resolve().parents[1]
 MakeServer = Callable[..., EmbeddedPostgres]
@@ -47,15 +53,6 @@ def show(url: URL, setting: str) -> str:
         row = conn.execute(f"SHOW {setting}").fetchone()
     assert row is not None
     return str(row[0])
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie: a reparented postmaster's zombie may linger unreaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def initdb_base(lines: list[str]) -> Path:
@@ -370,3 +367,98 @@ def test_a_pid_file_naming_a_stranger_is_not_believed(tmp_path: Path) -> None:
     data.mkdir()
     (data / "postmaster.pid").write_text(f"{os.getpid()}\n{data}\n")
     assert not stop_persistent(data)
+
+
+def test_a_kept_cluster_stays_where_it_is() -> None:
+    """Made in the temp dir while /dev/shm was small, a reused cluster is found there."""
+    name = f"ci-kit-reuse-test-{uuid.uuid4().hex[:8]}"
+    assert kept_cluster_dir(name) == cluster_root() / name
+    existing = Path(tempfile.gettempdir()) / name
+    existing.mkdir()
+    try:
+        assert kept_cluster_dir(name) == existing
+    finally:
+        existing.rmdir()
+
+
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_stops_and_deletes_the_server_as_ctrl_c_does(
+    system: PgBinaries, sent: signal.Signals
+) -> None:
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from ci_kit.postgres import EmbeddedPostgres, find_binaries\n"
+        "server = EmbeddedPostgres(find_binaries(Path(sys.argv[1]), search=False))\n"
+        "server.start()\n"
+        "print(server.directory, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-c", script, str(system.bin_dir)]
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as run:
+        assert run.stdout is not None
+        directory = Path(run.stdout.readline().strip())
+        postmaster = int((directory / "data" / "postmaster.pid").read_text().split()[0])
+        assert running(postmaster)
+        run.send_signal(sent)
+        _, errors = run.communicate(timeout=60)
+    assert run.returncode != 0
+    assert errors.strip().splitlines()[-1] == (
+        "KeyboardInterrupt" if sent == signal.SIGINT else "KeyboardInterrupt: SIGTERM"
+    )
+    assert not running(postmaster)
+    assert not directory.exists()
+
+
+def test_sigterm_is_taken_only_while_a_server_is_owned(
+    system: PgBinaries, make_server: MakeServer
+) -> None:
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    first, second = make_server(system), make_server(system)
+    first.start()
+    second.start()
+    assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
+    first.stop()
+    assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)  # second's still
+    second.stop()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_programs_own_sigterm_handler_is_left_alone(
+    system: PgBinaries, make_server: MakeServer
+) -> None:
+    def own(signum: int, frame: object) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGTERM, own)
+    try:
+        server = make_server(system)
+        server.start()
+        assert signal.getsignal(signal.SIGTERM) is own
+        server.stop()
+        assert signal.getsignal(signal.SIGTERM) is own
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_an_interrupt_during_a_stop_waits_for_its_end() -> None:
+    """A stop cut short would leave its postmaster running; the signal is not dropped."""
+    reached: list[str] = []
+
+    def stop() -> None:
+        with deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append("the end of the stop")
+
+    owner = object()
+    hold(owner)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stop()
+    finally:
+        release(owner)
+    assert reached == ["the end of the stop"]

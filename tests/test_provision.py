@@ -6,16 +6,30 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit import provision
-from ci_kit.dburl import with_database
-from ci_kit.errors import AuthenticationFailed, ForeignDatabase, PermissionDenied, ServerUnreachable
+from ci_kit.dburl import secret_forms, with_database
+from ci_kit.errors import (
+    AuthenticationFailed,
+    DatabaseInUse,
+    ForeignDatabase,
+    InvalidDatabaseUrl,
+    PermissionDenied,
+    ServerUnreachable,
+)
 from ci_kit.provision import Admin, Mark
-from tests.conftest import TEST_PASSWORD, connect_to, create_unmarked, database_names
+from tests.conftest import (
+    TEST_PASSWORD,
+    connect_to,
+    create_unmarked,
+    database_names,
+    password_in_query,
+)
 
 
 @pytest.fixture
@@ -168,6 +182,46 @@ def test_a_database_left_invalid_by_an_interrupted_drop_is_swept_and_harms_no_ot
     assert admin.role  # the connection survived: no FATAL
 
 
+def test_a_superusers_session_on_a_leftover_is_named_and_blocks_no_other_run(
+    admin: Admin, base_name: str
+) -> None:
+    name = f"{base_name}_gw0"
+    admin.create(name, Mark("worker", "deadrun", base_name))
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root and the local server's postgres user")
+    session = subprocess.Popen(
+        ["runuser", "-u", "postgres", "--", "psql", "-q", "-d", name, "-c", "SELECT pg_sleep(60)"]
+    )
+    try:
+        wait_until(lambda: "postgres" in sessions_on(admin, name))
+        swept = provision.sweep(admin, run_id="mine", base=f"{base_name}_other", keep_template="")
+        assert name not in swept, "kept, and the sweep went on"
+        with pytest.raises(DatabaseInUse, match=r"of role 'postgres' .* may not end it"):
+            admin.drop(name, allowed=lambda mark: True)
+    finally:
+        as_superuser(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )
+        session.wait(timeout=60)
+    admin.drop(name, allowed=lambda mark: True)
+    assert database_names(admin.server_url, base_name) == set()
+
+
+def sessions_on(admin: Admin, name: str) -> list[str]:
+    with connect_to(admin.server_url, "postgres") as conn:
+        rows = conn.execute(
+            "SELECT usename FROM pg_stat_activity WHERE datname = %s", (name,)
+        ).fetchall()
+    return [user for (user,) in rows]
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
 def test_sweep_drops_older_templates_of_the_same_base_unless_in_use(
     admin: Admin, base_name: str, server_url: URL
 ) -> None:
@@ -230,6 +284,49 @@ def test_an_unreachable_server_is_one_line(server_url: URL) -> None:
         Admin(server_url.set(host="127.0.0.1", port=1))
     assert "cannot reach PostgreSQL at" in str(caught.value)
     assert TEST_PASSWORD not in str(caught.value)
+
+
+def test_libpq_parameters_in_the_url_are_used_and_its_connect_timeout_wins(
+    server_url: URL,
+) -> None:
+    query = {"connect_timeout": "5", "sslmode": "disable", "application_name": "ci-kit-field"}
+    admin = Admin(server_url.set(query=query))
+    try:
+        assert admin._scalar("SHOW application_name") == "ci-kit-field"
+        assert admin._conn.info.get_parameters()["connect_timeout"] == "5"
+    finally:
+        admin.close()
+
+
+def test_a_password_in_the_query_connects(server_url: URL) -> None:
+    Admin(password_in_query(server_url, TEST_PASSWORD)).close()
+
+
+@pytest.mark.parametrize(
+    ("query", "complaint"),
+    [
+        ({"foo": "bar"}, 'invalid connection option "foo"'),
+        ({"autocommit": "true"}, 'invalid connection option "autocommit"'),
+        ({"connect_timeout": "soon"}, "bad value for connect_timeout: 'soon'"),
+    ],
+)
+def test_a_parameter_libpq_refuses_is_one_line_naming_it(
+    server_url: URL, query: dict[str, str], complaint: str
+) -> None:
+    with pytest.raises(InvalidDatabaseUrl) as caught:
+        Admin(server_url.set(query=query))
+    message = str(caught.value)
+    assert complaint in message
+    assert "\n" not in message
+    assert not [form for form in secret_forms(server_url) if form in message]
+
+
+def test_an_unreachable_server_hides_a_password_in_the_query(server_url: URL) -> None:
+    url = password_in_query(server_url.set(port=1), "hunter2", sslmode="prefer")
+    with pytest.raises(ServerUnreachable) as caught:
+        Admin(url)
+    assert "?password=***&sslmode=prefer" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
 
 
 def test_a_role_without_createdb_is_told_how_to_fix_it(server_url: URL, base_name: str) -> None:

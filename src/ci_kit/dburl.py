@@ -9,7 +9,9 @@ base name, a URL from another URL) so it can be tested exhaustively. URLs travel
 from __future__ import annotations
 
 import hashlib
-import urllib.parse
+import re
+from collections.abc import Sequence
+from urllib.parse import quote, quote_plus
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -25,6 +27,10 @@ DRIVERNAME = "postgresql+psycopg"
 _HASH_LENGTH = 8
 _SERIAL_WORKER_IDS = frozenset({"", "master"})
 _MASK = "***"
+_CONNINFO_ESCAPE = re.compile(r"([\\'])")
+
+SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+"""Query parameters whose values are secrets, as libpq names them."""
 
 
 def parse_database_url(raw: str | URL) -> URL:
@@ -39,6 +45,11 @@ def parse_database_url(raw: str | URL) -> URL:
         raise InvalidDatabaseUrl(
             "the database URL could not be parsed; expected "
             "postgresql://user:password@host:port/dbname_test"
+        ) from None
+    except ValueError:  # SQLAlchemy's int() of the port; the URL is not shown, it is unparsed
+        raise InvalidDatabaseUrl(
+            "the port in the database URL is not a number; expected "
+            "postgresql://user:password@host:5432/dbname_test"
         ) from None
     if url.get_backend_name() not in ("postgresql", "postgres"):
         raise InvalidDatabaseUrl(
@@ -58,26 +69,75 @@ def render(url: URL) -> str:
 
 
 def mask(url: URL) -> str:
-    """The URL as a person may see it: the password, if any, replaced by ``***``."""
-    return url.render_as_string(hide_password=True)
+    """The URL as a person may see it: each of its :func:`url_secrets` shown as ``***``."""
+    shown = url.set(query={}).render_as_string(hide_password=True)
+    if not url.query:
+        return shown
+    # SQLAlchemy's own rendering of the query (sorted keys, quote_plus), except that a
+    # secret's value is replaced, and by a readable ``***`` rather than ``%2A%2A%2A``.
+    pairs = (
+        f"{quote_plus(key)}={_MASK if _is_secret_parameter(key) else quote_plus(value)}"
+        for key in sorted(url.query)
+        for value in _values(url.query[key])
+    )
+    return f"{shown}?{'&'.join(pairs)}"
 
 
 def redact(text: str, url: URL) -> str:
-    """Replace the URL's password in free text, raw or percent-encoded, by ``***``.
+    """Replace each of the URL's secrets in free text, in any of its forms, by ``***``.
 
     Error messages from drivers and subprocesses are passed through this before
     they are shown, in case they quote a connection string.
     """
-    if not url.password:
-        return text
-    for form in sorted(secret_forms(url.password), key=len, reverse=True):
+    for form in sorted(secret_forms(url), key=len, reverse=True):
         text = text.replace(form, _MASK)
     return text
 
 
-def secret_forms(secret: str) -> set[str]:
-    """The ways a secret appears in text: raw, and percent-encoded as inside a URL."""
-    return {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+def url_secrets(url: URL) -> tuple[str, ...]:
+    """What a URL holds that must never be shown: the password, and secret query values.
+
+    libpq takes a password from the query too (``?password=``), and ``sslpassword``
+    for an encrypted client key. The one definition :func:`mask`, :func:`redact` and
+    :func:`secret_forms` share. Empty values hide nothing and are left out.
+    """
+    secrets = [url.password or ""]
+    for key, value in url.query.items():
+        if _is_secret_parameter(key):
+            secrets.extend(_values(value))
+    return tuple(secret for secret in secrets if secret)
+
+
+def secret_forms(secret: str | URL) -> set[str]:
+    """The ways a secret, or each secret of a URL, can appear in text.
+
+    Raw; percent-encoded strictly, as in a query (``quote_plus``), as SQLAlchemy
+    renders a password (spaces and ``+`` kept) and as ``urllib.parse.quote`` does by
+    default; and escaped as in a libpq ``key='value'`` connection string.
+    """
+    secrets = url_secrets(secret) if isinstance(secret, URL) else (secret,)
+    return {form for one in secrets if one for form in _forms_of(one)}
+
+
+def _forms_of(secret: str) -> set[str]:
+    return {
+        secret,
+        quote(secret, safe=""),
+        quote(secret, safe=" +"),
+        quote(secret),
+        quote_plus(secret),
+        _CONNINFO_ESCAPE.sub(r"\\\1", secret),
+    }
+
+
+def _is_secret_parameter(key: str) -> bool:
+    """libpq's names are case-sensitive; a misspelt ``Password`` is masked all the same."""
+    return key.lower() in SECRET_PARAMETERS
+
+
+def _values(value: str | Sequence[str]) -> tuple[str, ...]:
+    """A query value of SQLAlchemy's URL: a string, or a tuple for a repeated key."""
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def with_database(url: URL, database: str) -> URL:

@@ -35,6 +35,10 @@ class ForeignDatabase(CiKitError):
     """A database the kit would use already exists and was not created by the kit."""
 
 
+class DatabaseInUse(CiKitError):
+    """Another session holds a database the kit must clone from or drop."""
+
+
 class SchemaSourceError(CiKitError):
     """The configured schema source does not import or does not describe a schema."""
 

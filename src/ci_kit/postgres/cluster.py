@@ -2,7 +2,8 @@
 
 Without a data directory it is a throwaway cluster in a temporary directory, tuned
 for tests (durability off), reachable only through a private Unix socket, stopped and
-deleted when the run ends; with one it is kept, and reused by the next run.
+deleted when the run ends, by Ctrl-C or SIGTERM too; with one it is kept, and reused
+by the next run.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy.engine import URL
 
 from ci_kit.dburl import DRIVERNAME, short_hash
 from ci_kit.errors import EmbeddedServerFailed
+from ci_kit.postgres import interrupts
 from ci_kit.postgres.binaries import PgBinaries, run, server_user, usable_bin_dir
 from ci_kit.postgres.processes import (
     PREFIX,
@@ -56,9 +58,14 @@ class EmbeddedPostgres:
     """One PostgreSQL cluster owned by this process; a context manager.
 
     Without ``data_dir`` the cluster is ephemeral: a fresh temporary directory, gone
-    after :meth:`stop`. With it, it is persistent ("reuse" mode): initialised once,
-    reused when already running, and left running by :meth:`stop` so that templates
-    survive to the next run; :func:`stop_persistent` stops it.
+    after :meth:`stop`, which atexit calls too, and which SIGTERM reaches as Ctrl-C
+    does (see :mod:`ci_kit.postgres.interrupts`). With it, it is persistent ("reuse"
+    mode): initialised once, reused when already running, and left running by
+    :meth:`stop` so that templates survive to the next run; :func:`stop_persistent`
+    stops it.
+
+    ``log`` receives every command run; ``notice`` (default: ``log``) the lines a
+    person should see, such as a small ``/dev/shm`` sending the cluster elsewhere.
     """
 
     def __init__(
@@ -69,6 +76,7 @@ class EmbeddedPostgres:
         listen: Literal["socket", "tcp"] = "socket",
         settings: Mapping[str, str] | None = None,
         log: Log | None = None,
+        notice: Log | None = None,
     ) -> None:
         self.binaries = binaries
         self.bin_dir = binaries.bin_dir
@@ -80,6 +88,7 @@ class EmbeddedPostgres:
         """The temporary directory (ephemeral) or the data directory (persistent)."""
         self.url: URL | None = None
         self._log = log or quiet
+        self._notice = notice or self._log
         self._user: pwd.struct_passwd | None = None
 
     def __enter__(self) -> Self:
@@ -98,17 +107,25 @@ class EmbeddedPostgres:
         """Start (in reuse mode, maybe just find) the server; a URL connecting as postgres."""
         if self.url is not None:
             return self.url
-        sweep_orphans(log=self._log)
-        self._user = server_user()
-        try:
-            self.bin_dir = usable_bin_dir(self.binaries, self._user, self._log)
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise self._failed("preparing the binaries", str(exc)) from exc
         if self.persistent_dir is None:
-            self.url = self._start_ephemeral()
-        else:
-            with _locked(self.persistent_dir):
-                self.url = self._start_persistent(self.persistent_dir)
+            # From here on, an interruption unwinds through stop(), whatever the step.
+            interrupts.hold(self)
+            atexit.register(self.stop)
+        try:
+            sweep_orphans(log=self._log)
+            self._user = server_user()
+            try:
+                self.bin_dir = usable_bin_dir(self.binaries, self._user, self._log)
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise self._failed("preparing the binaries", str(exc)) from exc
+            if self.persistent_dir is None:
+                self.url = self._start_ephemeral()
+            else:
+                with _locked(self.persistent_dir):
+                    self.url = self._start_persistent(self.persistent_dir)
+        except BaseException:
+            self.stop()
+            raise
         return self.url
 
     def stop(self) -> None:
@@ -116,7 +133,11 @@ class EmbeddedPostgres:
         atexit.unregister(self.stop)
         url, self.url = self.url, None
         if self.persistent_dir is None:
-            self._discard()
+            with interrupts.deferred():
+                try:
+                    self._discard()
+                finally:
+                    interrupts.release(self)
         elif url is not None:
             self._log(
                 f"leaving PostgreSQL running from {self.persistent_dir} for the next run; "
@@ -125,18 +146,13 @@ class EmbeddedPostgres:
             )
 
     def _start_ephemeral(self) -> URL:
-        base = Path(tempfile.mkdtemp(prefix=PREFIX, dir=cluster_root()))
-        self.directory = base
-        try:
-            write_owner(base)
-            self._give(base)
-            self._initdb(base / "data")
-            url = self._launch(base / "data", base, base / "server.log")
-        except BaseException:
-            self._discard()
-            raise
-        atexit.register(self.stop)
-        return url
+        root = cluster_root(log=self._notice)
+        with interrupts.deferred():  # never a directory that stop() would not know of
+            base = self.directory = Path(tempfile.mkdtemp(prefix=PREFIX, dir=root))
+        write_owner(base)
+        self._give(base)
+        self._initdb(base / "data")
+        return self._launch(base / "data", base, base / "server.log")
 
     def _start_persistent(self, data_dir: Path) -> URL:
         self.directory = data_dir

@@ -19,7 +19,21 @@ from pathlib import Path
 Log = Callable[[str], None]
 
 PREFIX = "ci-kit-pg-"
-"""Temporary clusters are ``<tempdir>/ci-kit-pg-*``; :func:`sweep_orphans` looks there."""
+"""Temporary clusters are ``<root>/ci-kit-pg-*``, in ``/dev/shm`` or the temp dir;
+:func:`sweep_orphans` looks in both."""
+
+SHM = Path("/dev/shm")  # noqa: S108 - clusters get private 0700 dirs inside it
+
+SHM_MINIMUM_MB = 256
+"""Free space ``/dev/shm`` needs for a cluster to go there, in MB.
+
+Measured with PostgreSQL 15 and 18: ``initdb`` leaves about 40 MB; each database
+(the template, a worker's clone, a ``fresh`` test's) adds about 8 MB, mostly WAL
+while it is created; the first checkpoint brings a template and four clones to
+90 MB. Short of room, PostgreSQL fails mid-run: ``initdb`` PANICs at 20 MB, and a
+two-worker run of a two-table schema fails at 64 MB. 256 MB leaves room for a
+test suite's own writes.
+"""
 
 
 def quiet(_: str) -> None:
@@ -42,8 +56,7 @@ def sweep_orphans(*, log: Log | None = None) -> list[Path]:
     """
     say = log or quiet
     swept: list[Path] = []
-    roots = {cluster_root(), temp_root()}
-    for base in sorted(path for root in roots for path in root.glob(f"{PREFIX}*")):
+    for base in sorted(path for root in _roots() for path in root.glob(f"{PREFIX}*")):
         try:
             owner = json.loads((base / "owner.json").read_text())
             pid, started = int(owner["pid"]), owner.get("proc_start")
@@ -58,17 +71,49 @@ def sweep_orphans(*, log: Log | None = None) -> list[Path]:
     return swept
 
 
-def cluster_root() -> Path:
-    """Where clusters live: in RAM (``/dev/shm``) when the machine has it.
+def cluster_root(*, log: Log | None = None) -> Path:
+    """Where a new cluster goes: in RAM (``/dev/shm``) when it has room, else the temp dir.
 
     Cloning a template is dominated by file creation, not fsync: measured here,
     ``CREATE DATABASE ... TEMPLATE`` took about 300 ms on disk and 12 ms in RAM,
-    with ``fsync`` off in both cases.
+    with ``fsync`` off in both cases. A ``/dev/shm`` with less than
+    :data:`SHM_MINIMUM_MB` free (Docker's default is 64 MB) would fail the run
+    mid-way, so the cluster goes to the temp dir instead, and ``log`` says so.
     """
-    shm = Path("/dev/shm")  # noqa: S108 - clusters get private 0700 dirs inside it
-    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
-        return shm
-    return temp_root()
+    if not _usable(SHM):
+        return temp_root()
+    stats = os.statvfs(SHM)
+    free = stats.f_bavail * stats.f_frsize // 2**20
+    if free >= SHM_MINIMUM_MB:
+        return SHM
+    fallback = temp_root()
+    (log or quiet)(
+        f"{SHM} has {free} MB free (< {SHM_MINIMUM_MB} MB): "
+        f"the embedded cluster goes to {fallback}, slower clones"
+    )
+    return fallback
+
+
+def kept_cluster_dir(name: str, *, log: Log | None = None) -> Path:
+    """The directory of the kept cluster ``name``: where it already is, else where one fits.
+
+    A cluster created in the temp dir while ``/dev/shm`` was small stays there, and
+    one in ``/dev/shm`` stays there when space runs short: the next run finds it.
+    """
+    for root in _roots():
+        if (root / name).exists():
+            return root / name
+    return cluster_root(log=log) / name
+
+
+def _roots() -> list[Path]:
+    """Every place a cluster may be: :func:`cluster_root`'s choice can change between runs."""
+    shm = [SHM] if _usable(SHM) else []
+    return list(dict.fromkeys([*shm, temp_root()]))  # TMPDIR may be /dev/shm itself
+
+
+def _usable(directory: Path) -> bool:
+    return directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)
 
 
 def temp_root() -> Path:

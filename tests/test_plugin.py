@@ -536,8 +536,8 @@ class TestWhatWouldStopAWorker:
     """Under xdist, a worker that cannot get its database would die and be replaced,
     over and over, or the run would pass without it: the controller finds it first."""
 
-    def run_failing(self, pytester: pytest.Pytester, url: URL) -> str:
-        result = pytester.runpytest_subprocess("-n", "2", "--ci-kit-url", render(url))
+    def run_failing(self, pytester: pytest.Pytester, url: URL, workers: str = "2") -> str:
+        result = pytester.runpytest_subprocess("-n", workers, "--ci-kit-url", render(url))
         output = result.stdout.str() + result.stderr.str()
         assert result.ret == pytest.ExitCode.USAGE_ERROR, output
         assert "Traceback" not in output
@@ -547,14 +547,21 @@ class TestWhatWouldStopAWorker:
         assert line.startswith("ERROR: ci-kit: ")
         return line
 
+    @pytest.mark.parametrize("workers", ["2", "auto"])
     def test_a_foreign_database_on_a_workers_name(
-        self, pytester: pytest.Pytester, server_url: URL, base_name: str
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+        workers: str,
     ) -> None:
         write_project(pytester, base_name)
         create_unmarked(server_url, f"{base_name}_gw1")
         with connect_to(server_url, f"{base_name}_gw1") as conn:
             conn.execute("CREATE TABLE precious AS SELECT 42 AS answer")
-        line = self.run_failing(pytester, server_url.set(database=base_name))
+        monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "2")  # -n auto: 2 workers here too
+        line = self.run_failing(pytester, server_url.set(database=base_name), workers)
         assert f"database '{base_name}_gw1' exists and was not created by the kit" in line
         with connect_to(server_url, f"{base_name}_gw1") as conn:
             assert conn.execute("SELECT answer FROM precious").fetchall() == [(42,)]

@@ -7,7 +7,9 @@ the orphan test's killed run is swept up again at teardown if the test failed ea
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import pwd
 import shlex
 import shutil
 import signal
@@ -316,6 +318,37 @@ def test_sweep_removes_orphans_and_spares_the_living(
         assert show(url, "fsync") == "off"
     finally:
         stranger.rmdir()
+
+
+@pytest.mark.parametrize("planted_by", ["another user", "this user"])
+def test_a_planted_directory_with_a_dead_owner_and_a_data_link_is_never_touched(
+    system: PgBinaries, make_server: MakeServer, planted_by: str
+) -> None:
+    victim = make_server(system)
+    url = victim.start()
+    assert victim.directory is not None
+    victim_data = victim.directory / "data"
+    postmaster = int((victim_data / "postmaster.pid").read_text().split()[0])
+    planted = Path(tempfile.mkdtemp(prefix=PREFIX, dir=victim.directory.parent))
+    try:
+        (planted / "owner.json").write_text(json.dumps({"pid": 2**22 + 1, "started": 0}))
+        (planted / "data").symlink_to(victim_data)
+        if planted_by == "another user":
+            if os.geteuid() != 0:
+                pytest.skip("needs root to plant a directory as another user")
+            nobody = pwd.getpwnam("nobody")
+            for path in (planted, planted / "owner.json"):
+                os.chown(path, nobody.pw_uid, nobody.pw_gid, follow_symlinks=False)
+        swept = sweep_orphans()
+        assert planted not in swept
+        assert planted.exists()
+        assert (planted / "data").is_symlink()
+        assert running(postmaster), "the cluster behind the link kept running"
+        assert show(url, "fsync") == "off"
+    finally:
+        (planted / "data").unlink()
+        (planted / "owner.json").unlink()
+        planted.rmdir()
 
 
 def test_an_interpreter_exiting_without_stop_still_stops_its_server(system: PgBinaries) -> None:

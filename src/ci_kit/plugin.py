@@ -312,10 +312,10 @@ def _planned_workers(config: pytest.Config) -> int:
     if isinstance(wanted, int):
         return wanted
     if wanted in ("auto", "logical"):
-        from xdist.plugin import auto_detect_cpus
-
+        # xdist's own count (its hook reads options not parsed yet): the override,
+        # else the CPUs this process may run on. Only names are checked with it.
         override = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")
-        return int(override) if override.isdigit() else int(auto_detect_cpus())
+        return int(override) if override.isdigit() else len(os.sched_getaffinity(0))
     return len(_option(config, "tx") or [])
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -57,6 +58,8 @@ def sweep_orphans(*, log: Log | None = None) -> list[Path]:
     say = log or quiet
     swept: list[Path] = []
     for base in sorted(path for root in _roots() for path in root.glob(f"{PREFIX}*")):
+        if not _provably_ours(base):
+            continue
         try:
             owner = json.loads((base / "owner.json").read_text())
             pid, started = int(owner["pid"]), owner.get("proc_start")
@@ -69,6 +72,33 @@ def sweep_orphans(*, log: Log | None = None) -> list[Path]:
         shutil.rmtree(base, ignore_errors=True)
         swept.append(base)
     return swept
+
+
+def _provably_ours(base: Path) -> bool:
+    """Whether ``base`` is a cluster directory this user's kit made, reached by no link.
+
+    /dev/shm and /tmp are shared: anyone can plant ``ci-kit-pg-x/owner.json`` with a
+    dead pid and a ``data`` link to someone else's cluster. Only a real directory,
+    writable by nobody else, holding a real ``owner.json`` that this user wrote
+    (nobody else can make a file of ours; as root the directory itself belongs to
+    the server's user) and a real ``data`` directory, or none yet, is swept.
+    """
+    try:
+        directory = base.lstat()
+        owner = (base / "owner.json").lstat()
+    except OSError:
+        return False
+    if not stat.S_ISDIR(directory.st_mode) or directory.st_mode & 0o022:
+        return False
+    if not (stat.S_ISREG(owner.st_mode) and owner.st_uid == os.geteuid()):
+        return False
+    try:
+        data = (base / "data").lstat()
+    except FileNotFoundError:
+        return True  # stopped before initdb: nothing runs there
+    except OSError:
+        return False
+    return stat.S_ISDIR(data.st_mode)
 
 
 def cluster_root(*, log: Log | None = None) -> Path:

@@ -88,6 +88,11 @@ def admin(server_url: URL) -> Iterator[Admin]:
     admin.close()
 
 
+def environ_without_kit() -> dict[str, str]:
+    """This process's environment less the kit's settings: an inner run configures its own."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("CI_KIT_")}
+
+
 def database_names(url: URL, prefix: str) -> set[str]:
     """The databases on the server whose names start with ``prefix``."""
     with psycopg.connect(**connect_kwargs(url)) as conn:

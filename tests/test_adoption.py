@@ -9,7 +9,6 @@ engine is built from ``DATABASE_URL`` at import, and the developer's
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -17,7 +16,13 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit.dburl import mask, render, with_database
-from tests.conftest import TEST_PASSWORD, connect_to, create_unmarked, database_names
+from tests.conftest import (
+    TEST_PASSWORD,
+    connect_to,
+    create_unmarked,
+    database_names,
+    environ_without_kit,
+)
 
 SETTINGS = """
 import os
@@ -202,7 +207,7 @@ def run(
     pytester: pytest.Pytester, server: URL, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """The inner suite on ``server``, with this process's environment less the kit's."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CI_KIT_")}
+    environ = environ_without_kit()
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", *args],
         cwd=pytester.path,

@@ -9,7 +9,6 @@ would vanish under it. Only the failing connection goes to the shared server.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -25,12 +24,12 @@ from ci_kit.dburl import render, secret_forms
 from ci_kit.lifecycle import reuse_data_dir
 from ci_kit.postgres import running_url
 from ci_kit.provision import Admin, Mark
-from tests.conftest import TEST_PASSWORD, create_unmarked, database_names
+from tests.conftest import TEST_PASSWORD, create_unmarked, database_names, environ_without_kit
 
 
 def run_kit(cwd: Path, *args: str, url: URL | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m ci_kit ARGS`` in ``cwd``, configured by nothing but ``url``, if given."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CI_KIT_")}
+    env = environ_without_kit()
     if url is not None:
         env["CI_KIT_DATABASE_URL"] = render(url)
     return subprocess.run(

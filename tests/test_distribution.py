@@ -8,7 +8,6 @@ on: a root package of its own named ``ci``, a ``conftest.py`` that defines
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit.dburl import render
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, environ_without_kit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,7 +159,7 @@ def test_without_the_kit_enabled_pytest_imports_no_database_library(
 
 
 def _run(venv: Path, cwd: Path, args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("CI_KIT_")}
+    environment = environ_without_kit()
     environment.pop("PYTHONPATH", None)
     return subprocess.run(
         [str(venv / "bin" / "python"), *args],

@@ -6,7 +6,6 @@ database with rows, as on a laptop with a ``.env``: it must come out untouched.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,14 +14,14 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit.dburl import render, with_database
-from tests.conftest import TEST_PASSWORD, connect_to, create_unmarked
+from tests.conftest import TEST_PASSWORD, connect_to, create_unmarked, environ_without_kit
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def run_example(name: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The example's suite on the embedded server, in this environment less the kit's."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CI_KIT_")}
+    environ = environ_without_kit()
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", *args],
         cwd=EXAMPLES / name,

@@ -46,8 +46,6 @@ from ci_kit.fixtures import (
 from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
-
     from ci_kit.lifecycle import RunPlan, RunReport
 
 __all__ = ["db_connection", "db_engine", "db_session", "db_url"]
@@ -74,9 +72,12 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         if handed_over is not None:
             _open_databases(config, *handed_over)
             return
-        if _only_informs(config) or not _wanted(config):
+        if _only_informs(config):
             return
-        kit = _load_config(config)
+        table = read_pyproject_table(config.rootpath)
+        if not _wanted(config, table):
+            return
+        kit = load_config(config.rootpath, table or {}, os.environ, _cli_values(config))
         config.stash[_CONFIG_KEY] = kit
         plan = _prepare_run(config, kit, workers=_planned_workers(config))
         if _is_xdist_controller(config):
@@ -131,16 +132,20 @@ def _hand_to_workers(config: pytest.Config, plan: RunPlan) -> None:
     inherits the variable, but not as a child of the controller, so it ignores it.
     """
     wire = {"controller": os.getpid(), "plan": plan.to_wire()}
-    os.environ[_PLAN_ENV] = json.dumps(wire)
-    config.add_cleanup(lambda: _forget(_PLAN_ENV))
+    _set_for_the_run(config, _PLAN_ENV, json.dumps(wire))
     if plan.url_env:
         # The controller imports conftests too, but has no database: a name that
         # exists nowhere makes an accidental connection fail instead of landing elsewhere.
         _point_url_env(config, plan, plan.base_name + "_controller")
 
 
-def _forget(variable: str) -> None:
-    os.environ.pop(variable, None)
+def _set_for_the_run(config: pytest.Config, name: str, value: str) -> None:
+    """``os.environ[name] = value`` until the run ends, then what it was."""
+    from ci_kit.lifecycle import environment_variable
+
+    restore = contextlib.ExitStack()
+    restore.enter_context(environment_variable(name, value))
+    config.add_cleanup(restore.close)
 
 
 def _plan_from_controller(environ: Mapping[str, str]) -> tuple[RunPlan, str] | None:
@@ -152,7 +157,7 @@ def _plan_from_controller(environ: Mapping[str, str]) -> tuple[RunPlan, str] | N
     wire = json.loads(raw)
     if wire["controller"] != os.getppid():
         return None
-    _forget(_PLAN_ENV)
+    del os.environ[_PLAN_ENV]  # the password goes no further than this worker
     from ci_kit.lifecycle import RunPlan
 
     return RunPlan.from_wire(wire["plan"]), worker_id
@@ -162,16 +167,11 @@ def _cli_values(config: pytest.Config) -> dict[str, object]:
     return {setting.dest: _option(config, setting.dest) for setting in SETTINGS}
 
 
-def _wanted(config: pytest.Config) -> bool:
+def _wanted(config: pytest.Config, table: Mapping[str, object] | None) -> bool:
     """Does this run use the kit? Cheap: asked by every pytest process."""
     if config.pluginmanager.has_plugin(REQUESTED_PLUGIN):
         return True
-    return is_enabled(read_pyproject_table(config.rootpath), os.environ, _cli_values(config))
-
-
-def _load_config(config: pytest.Config) -> KitConfig:
-    table = read_pyproject_table(config.rootpath) or {}
-    return load_config(config.rootpath, table, os.environ, _cli_values(config))
+    return is_enabled(table, os.environ, _cli_values(config))
 
 
 def _prepare_run(config: pytest.Config, kit: KitConfig, *, workers: int) -> RunPlan:
@@ -261,31 +261,25 @@ def _point_url_env(config: pytest.Config, plan: RunPlan, database: str) -> None:
     named, masked, in the run's header, and restored afterwards; the kit never
     connects to it.
     """
-    from ci_kit.dburl import mask, render, with_database
+    from ci_kit.dburl import render, with_database
 
     name = plan.url_env
     assert name is not None
     previous = os.environ.get(name)
-    url = with_database(plan.server_url, database)
-    os.environ[name] = render(url)
-    if previous is not None and previous != os.environ[name]:
+    url = render(with_database(plan.server_url, database))
+    _set_for_the_run(config, name, url)
+    if previous is not None and previous != url:
         config.stash[_NOTES_KEY] = [
-            f"{name} was {_masked(previous, mask)} before this run: every test process "
+            f"{name} was {_masked(previous)} before this run: every test process "
             f"uses its own database instead; the kit never connects to that one"
         ]
 
-    def restore() -> None:
-        if previous is None:
-            _forget(name)
-        else:
-            os.environ[name] = previous
 
-    config.add_cleanup(restore)
-
-
-def _masked(raw: str, mask: Callable[[URL], str]) -> str:
+def _masked(raw: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
+
+    from ci_kit.dburl import mask
 
     try:
         return mask(make_url(raw))

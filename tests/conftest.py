@@ -9,8 +9,9 @@ one are skipped locally and fail in CI.
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import alembic.ddl.postgresql  # noqa: F401  (see below)
@@ -131,3 +132,11 @@ def password_in_query(url: URL, password: str, **query: str) -> URL:
         database=url.database,
         query={"password": password, **query},
     )
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 30) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -115,6 +115,10 @@ def test_help_explains_the_command(pytester: pytest.Pytester) -> None:
     assert "pytest with ci-kit enabled" in result.stdout.replace("\n", " ")
     assert "{pytest,server,clean}" in result.stdout
     assert run_cli(pytester).returncode == 2
+    wrong = run_cli(pytester, "serve")
+    assert wrong.returncode == 2
+    assert wrong.stderr.startswith("ERROR: ci-kit: argument {pytest,server,clean}: invalid")
+    assert len(wrong.stderr.strip().splitlines()) == 1
 
 
 def test_server_keeps_an_embedded_postgres_for_local_development(
@@ -138,3 +142,8 @@ def test_server_keeps_an_embedded_postgres_for_local_development(
     finally:
         stopped = run_cli(pytester, "server", "--stop")
     assert "stopped the server" in stopped.stderr
+    assert "MB freed" in stopped.stderr
+    from ci_kit.lifecycle import reuse_data_dir
+
+    assert not reuse_data_dir(pytester.path).exists(), "nothing of it left in /dev/shm"
+    assert "no kept server" in run_cli(pytester, "server", "--stop").stderr

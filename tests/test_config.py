@@ -115,6 +115,8 @@ def test_flags_read_booleans_from_every_source() -> None:
         ({"base-nmae": "x_test"}, {}, "unknown key(s) in [tool.ci-kit]: base-nmae"),
         ({"schema": 3}, {}, "schema must be a string"),
         ({"database-settings": "UTC"}, {}, "database-settings must be a table"),
+        ({"url-env": "A=B"}, {}, "url-env must be an environment variable's name"),
+        ({"url-env": ""}, {}, "url-env must be an environment variable's name, such as"),
     ],
 )
 def test_invalid_values_are_refused_in_one_line(
@@ -128,6 +130,9 @@ def test_invalid_values_are_refused_in_one_line(
 def test_command_line_values_are_checked_too() -> None:
     with pytest.raises(ConfigurationError, match="--ci-kit-isolation must be one of"):
         load_config(ROOT, None, {}, cli(isolation="bogus"))
+    with pytest.raises(ConfigurationError, match="--ci-kit-url-env must be an environment"):
+        load_config(ROOT, None, {}, cli(url_env="1DATABASE_URL"))
+    assert load_config(ROOT, None, {}, cli(url_env="DATABASE_URL")).url_env == "DATABASE_URL"
 
 
 def test_a_bad_url_is_refused_without_leaking_its_password() -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 from ci_kit.dburl import render, secret_forms
 from ci_kit.lifecycle import reuse_data_dir
 from ci_kit.postgres import stop_persistent
+from ci_kit.provision import Admin, Mark
 from tests.conftest import (
     TEST_PASSWORD,
     connect_to,
@@ -27,6 +28,7 @@ from tests.conftest import (
     database_names,
     password_in_query,
     running,
+    wait_until,
 )
 
 MODELS = """
@@ -185,6 +187,38 @@ class TestEmbeddedServer:
         assert not running(postmaster), "the postmaster outlived the interrupted run"
         assert not cluster.exists(), "the embedded cluster outlived the interrupted run"
 
+    @pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["serial", "xdist"])
+    def test_a_server_killed_mid_run_is_one_line_and_leaves_nothing(
+        self, pytester: pytest.Pytester, args: tuple[str, ...]
+    ) -> None:
+        """The OOM killer, or a person's kill -9, takes the postmaster away under the tests."""
+        write_project(pytester, "embedded_test", count=1)
+        pytester.makepyfile(
+            test_kill="""
+            import os, signal, time
+            import pytest
+
+            @pytest.mark.parametrize("n", range(20))
+            def test_queries(db_url, db_connection, n):
+                if n == 3:
+                    host = db_url.query["host"]
+                    with open(os.path.join(host, "data", "postmaster.pid")) as pid_file:
+                        os.kill(int(pid_file.readline()), signal.SIGKILL)
+                    time.sleep(0.5)
+                db_connection.exec_driver_sql("SELECT 1")
+            """
+        )
+        shm_before = set(Path("/dev/shm").iterdir())
+        result = pytester.runpytest_subprocess(*args, "-p", "no:randomly", "-k", "queries")
+        output = result.stdout.str() + result.stderr.str()
+        assert result.ret in (pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED), output
+        assert "Traceback" not in output
+        assert "went away during the run" in output
+        assert len(output.splitlines()) < 40, output
+        assert result.parseoutcomes().get("passed", 0) < 20, "the run stopped at the loss"
+        left = {path.name for path in set(Path("/dev/shm").iterdir()) - shm_before}
+        assert not {name for name in left if name.startswith(("ci-kit-pg-", "PostgreSQL."))}
+
     @pytest.mark.skipif(
         os.geteuid() != 0 or shutil.which("unshare") is None,
         reason="a private /dev/shm takes root and unshare",
@@ -202,30 +236,11 @@ class TestEmbeddedServer:
         if reuse:
             stop = [sys.executable, "-m", "ci_kit", "server", "--stop"]
             commands = [[*pytest_argv, "--ci-kit-reuse"], [*pytest_argv, "--ci-kit-reuse"], stop]
-        script = "\n".join(
-            [
-                "mount -t tmpfs -o size=64m tmpfs /dev/shm || exit 99",
-                *(f'{shlex.join(argv)}; echo "exit status: $?"' for argv in commands),
-                'echo "left in /dev/shm: [$(ls -A /dev/shm)]"',
-            ]
-        )
         try:
-            done = subprocess.run(
-                ["unshare", "--mount", "sh", "-c", script],
-                cwd=pytester.path,
-                env={**os.environ, "TMPDIR": str(temp)},
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=300,
-            )
-            output = done.stdout + done.stderr
+            output = in_docker_sized_dev_shm(commands, pytester.path, temp)
             left_in_temp = sorted(path.name for path in temp.iterdir())
         finally:
             shutil.rmtree(temp, ignore_errors=True)
-        assert done.returncode == 0, output
-        assert output.count("exit status: 0") == len(commands), output
-        assert "left in /dev/shm: []" in output
         fallback = (
             f"ci-kit: /dev/shm has 64 MB free (< 256 MB): "
             f"the embedded cluster goes to {temp}, slower clones"
@@ -237,10 +252,53 @@ class TestEmbeddedServer:
             assert output.count(f"initdb -D {temp / data_dir.name}") == 1
             assert " reused in " in output  # the second run found the first's server
             assert f"stopped the server in {temp / data_dir.name}" in output
-            assert left_in_temp == sorted([data_dir.name, f".{data_dir.name}.lock"])
+            assert left_in_temp == [f".{data_dir.name}.lock"], "--stop removed the cluster"
         else:
             assert f"initdb -D {temp}/ci-kit-pg-" in output
             assert left_in_temp == []
+
+    @pytest.mark.skipif(
+        os.geteuid() != 0 or shutil.which("unshare") is None,
+        reason="a private /dev/shm takes root and unshare",
+    )
+    def test_the_sample_suite_passes_at_n_2_in_a_docker_sized_dev_shm(self) -> None:
+        sample = Path(__file__).parents[1] / "backend_sample"
+        temp = Path(tempfile.mkdtemp(prefix="ci-kit-test-"))
+        temp.chmod(0o755)
+        pytest_argv = [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:randomly", "-q"]
+        try:
+            output = in_docker_sized_dev_shm([pytest_argv], sample, temp)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+        assert "/dev/shm has 64 MB free (< 256 MB)" in output
+        assert " failed" not in output
+        assert " passed" in output
+
+
+def in_docker_sized_dev_shm(commands: list[list[str]], cwd: Path, temp: Path) -> str:
+    """Run ``commands`` with a private 64 MB /dev/shm (Docker's default) and ``temp`` as
+    TMPDIR; each must succeed, and /dev/shm must be left empty. Their output."""
+    script = "\n".join(
+        [
+            "mount -t tmpfs -o size=64m tmpfs /dev/shm || exit 99",
+            *(f'{shlex.join(argv)}; echo "exit status: $?"' for argv in commands),
+            'echo "left in /dev/shm: [$(ls -A /dev/shm)]"',
+        ]
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script],
+        cwd=cwd,
+        env={**os.environ, "TMPDIR": str(temp)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert output.count("exit status: 0") == len(commands), output
+    assert "left in /dev/shm: []" in output
+    return output
 
 
 def wait_for(path: Path, process: subprocess.Popen[str], seconds: float = 60) -> None:
@@ -489,6 +547,29 @@ class TestErrors:
         output = self.run_failing(pytester, "--ci-kit-schema", "no_such_module:Base")
         assert "schema source 'no_such_module:Base' does not import" in output
 
+    @pytest.mark.parametrize("where", ["import", "build"])
+    def test_a_schema_module_that_exits(
+        self, pytester: pytest.Pytester, server_url: URL, base_name: str, where: str
+    ) -> None:
+        """A settings module that sys.exit()s when an environment variable is missing."""
+        write_project(pytester, base_name)
+        body = "import sys\nsys.exit('DJANGO_SETTINGS_MODULE is not set')\n"
+        if where == "build":
+            body = (
+                MODELS
+                + "\nfrom sqlalchemy import event\n"
+                + (
+                    "@event.listens_for(Base.metadata, 'before_create')\n"
+                    "def refuse(*args, **kwargs):\n"
+                    "    raise SystemExit('DJANGO_SETTINGS_MODULE is not set')\n"
+                )
+            )
+        pytester.makepyfile(models=body)
+        url = render(server_url.set(database=base_name))
+        line = self.error_line(self.run_failing(pytester, "--ci-kit-url", url))
+        assert "SystemExit: DJANGO_SETTINGS_MODULE is not set" in line
+        assert database_names(server_url, base_name) == set()
+
     def test_failing_migration(
         self,
         pytester: pytest.Pytester,
@@ -565,6 +646,39 @@ class TestWhatWouldStopAWorker:
         assert f"database '{base_name}_gw1' exists and was not created by the kit" in line
         with connect_to(server_url, f"{base_name}_gw1") as conn:
             assert conn.execute("SELECT answer FROM precious").fetchall() == [(42,)]
+
+    def test_a_worker_failing_for_a_reason_nobody_foresaw_ends_the_run_once(
+        self, pytester: pytest.Pytester, server_url: URL, base_name: str
+    ) -> None:
+        """The controller's rehearsal cannot see everything: a worker's own failure still
+        ends the run on one line, rather than xdist replacing the worker until one passes."""
+        write_project(pytester, base_name)
+        pytester.makepyfile(
+            breaker="""
+            import os
+            if os.environ.get("PYTEST_XDIST_WORKER") == "gw1":
+                from ci_kit import lifecycle
+
+                def create(self):
+                    raise RuntimeError("disk full, say")
+
+                lifecycle.WorkerDatabases.create = create
+            """
+        )
+        url = server_url.set(database=base_name)
+        result = pytester.runpytest_subprocess(
+            "-p", "breaker", "-n", "2", "--ci-kit-url", render(url)
+        )
+        output = result.stdout.str() + result.stderr.str()
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+        assert "Traceback" not in output
+        assert "replacing crashed worker" not in output
+        assert TEST_PASSWORD not in output
+        (line,) = [line for line in output.splitlines() if "could not open its database" in line]
+        assert (
+            "ci-kit: worker gw1 could not open its database: RuntimeError: disk full, say" in line
+        )
+        assert database_names(server_url, f"{base_name}_gw") == set(), "gw0's clone dropped"
 
     def test_a_role_without_createdb_when_the_template_exists(
         self, pytester: pytest.Pytester, server_url: URL, base_name: str
@@ -685,3 +799,66 @@ class TestCrashesAndConcurrency:
         assert {row["seen"] for row in rows} == {0}
         assert len({row["db"] for row in rows}) == 4  # two workers each, distinct names
         assert database_names(server_url, f"{base_name}_gw") == set()
+
+    def test_a_drop_interrupted_inside_postgres_harms_no_later_run_of_another_base(
+        self, pytester: pytest.Pytester, server_url: URL, base_name: str
+    ) -> None:
+        """What execnet's SIGINT to a slow worker does: the DROP stops half-way, invalid."""
+        if os.geteuid() != 0:
+            pytest.skip("stops the server's checkpointer: needs root")
+        name = f"{base_name}_gw0"
+        admin = Admin(server_url)
+        admin.create(name, Mark("worker", "deadrun", base_name))
+        admin.close()
+        checkpointer = _checkpointer_pid()
+        os.kill(checkpointer, signal.SIGSTOP)  # DROP DATABASE now waits for a checkpoint
+        try:
+            dropper = subprocess.Popen([sys.executable, "-c", _DROPPER, render(server_url), name])
+            wait_until(lambda: _connection_limit(server_url, name) == -2)
+            dropper.send_signal(signal.SIGINT)
+            dropper.wait(timeout=60)
+        finally:
+            os.kill(checkpointer, signal.SIGCONT)
+        assert dropper.returncode != 0
+        assert _connection_limit(server_url, name) == -2, "left invalid, as PostgreSQL does"
+
+        other = f"{base_name}_next"
+        write_project(pytester, other, count=2)
+        result = pytester.runpytest_subprocess(
+            "-n", "2", "--ci-kit-url", render(server_url.set(database=other))
+        )
+        assert result.ret == 0, result.stdout.str()
+        result.stdout.fnmatch_lines([f"*dropped 1 leftover database(s): {name}*"])
+        assert database_names(server_url, name) == set()
+
+
+# Drops one database the way a worker's teardown does, until a SIGINT lands in it.
+_DROPPER = """
+import sys
+from sqlalchemy.engine import make_url
+from ci_kit.provision import Admin
+Admin(make_url(sys.argv[1])).drop(sys.argv[2], allowed=lambda mark: True)
+"""
+
+
+def _checkpointer_pid() -> int:
+    """The local server's checkpointer, which only its superuser may see."""
+    if shutil.which("runuser") is None:
+        pytest.skip("needs the local server's postgres user")
+    query = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'"
+    found = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-Atc", query],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return int(found.stdout)
+
+
+def _connection_limit(url: URL, name: str) -> int | None:
+    with connect_to(url, "postgres") as conn:
+        row = conn.execute(
+            "SELECT datconnlimit FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+    return None if row is None else int(row[0])

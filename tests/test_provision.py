@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.engine import URL
@@ -16,6 +16,7 @@ from ci_kit import provision
 from ci_kit.dburl import secret_forms, with_database
 from ci_kit.errors import (
     AuthenticationFailed,
+    ConnectionRefused,
     DatabaseInUse,
     ForeignDatabase,
     InvalidDatabaseUrl,
@@ -29,6 +30,7 @@ from tests.conftest import (
     create_unmarked,
     database_names,
     password_in_query,
+    wait_until,
 )
 
 
@@ -71,10 +73,23 @@ def build_template(admin: Admin, name: str, base: str, run: str = "run1") -> boo
 
 def test_marks_round_trip_and_ignore_foreign_comments() -> None:
     mark = Mark("worker", "abc", "app_test")
-    assert Mark.from_comment(mark.to_comment()) == mark
-    assert Mark.from_comment(None) is None
-    assert Mark.from_comment("production data, do not touch") is None
-    assert Mark.from_comment("ci-kit {not json") is None
+    assert Mark.from_comment(mark.to_comment("app_test_gw0"), "app_test_gw0") == mark
+    assert Mark.from_comment(mark.to_comment("app_test_gw0"), "kept_for_debugging") is None
+    assert Mark.from_comment(None, "app_test") is None
+    assert Mark.from_comment("production data, do not touch", "app_test") is None
+    assert Mark.from_comment("ci-kit {not json", "app_test") is None
+
+
+def test_a_leftover_a_person_renamed_to_keep_is_theirs(admin: Admin, base_name: str) -> None:
+    admin.create(f"{base_name}_gw0", Mark("worker", "deadrun", base_name))
+    kept = f"{base_name}_kept"
+    with connect_to(admin.server_url, "postgres") as conn:
+        conn.execute(f'ALTER DATABASE "{base_name}_gw0" RENAME TO "{kept}"')
+    assert provision.sweep(admin, run_id="mine", base=f"{base_name}_x", keep_template="") == []
+    assert kept not in {verdict.name for verdict in provision.clean(admin, dry_run=True)}
+    with pytest.raises(ForeignDatabase):
+        admin.drop(kept, allowed=lambda mark: True)
+    assert database_names(admin.server_url, base_name) == {kept}
 
 
 def test_template_is_built_once_then_reused(admin: Admin, base_name: str) -> None:
@@ -86,14 +101,30 @@ def test_template_is_built_once_then_reused(admin: Admin, base_name: str) -> Non
     assert mark == Mark("template", "run1", base_name, ready=True)
 
 
-def test_two_runs_building_at_once_build_the_template_once(server_url: URL, base_name: str) -> None:
+def test_two_runs_building_at_once_build_the_template_once_and_the_waiting_say_so(
+    server_url: URL, base_name: str
+) -> None:
     template = f"{base_name}_tpl"
     results: list[bool] = []
+    said: list[str] = []
+
+    def slow_build(url: URL) -> None:
+        time.sleep(1)
+        make_table(url, str(url.database))
 
     def run(run_id: str) -> None:
         admin = Admin(server_url)
         try:
-            results.append(build_template(admin, template, base_name, run_id))
+            results.append(
+                provision.ensure_template(
+                    admin,
+                    template,
+                    base=base_name,
+                    run_id=run_id,
+                    build=slow_build,
+                    log=said.append,
+                )
+            )
         finally:
             admin.close()
 
@@ -103,6 +134,7 @@ def test_two_runs_building_at_once_build_the_template_once(server_url: URL, base
     for thread in threads:
         thread.join()
     assert sorted(results) == [False, False, True]
+    assert said == [f"waiting for another run to finish building template {template}"] * 2
 
 
 def test_a_failed_build_leaves_no_template(admin: Admin, base_name: str) -> None:
@@ -207,19 +239,30 @@ def test_a_superusers_session_on_a_leftover_is_named_and_blocks_no_other_run(
     assert database_names(admin.server_url, base_name) == set()
 
 
+def test_a_leftover_of_another_role_is_named_and_blocks_no_other_run(
+    admin: Admin, base_name: str
+) -> None:
+    """A shared server: a run as another role (here the superuser) crashed and left this."""
+    name = f"{base_name}_gw0"
+    comment = Mark("worker", "deadrun", base_name).to_comment(name)
+    as_superuser(f'CREATE DATABASE "{name}"')
+    try:
+        as_superuser(f"COMMENT ON DATABASE \"{name}\" IS '{comment}'")
+        swept = provision.sweep(admin, run_id="mine", base=f"{base_name}_other", keep_template="")
+        assert name not in swept, "kept, and the sweep went on"
+        with pytest.raises(PermissionDenied, match=r"belongs to role 'postgres', not 'ci_kit'"):
+            admin.drop(name, allowed=lambda mark: True)
+        assert admin.mark_of(name) == (True, Mark("worker", "deadrun", base_name))
+    finally:
+        as_superuser(f'DROP DATABASE IF EXISTS "{name}"')
+
+
 def sessions_on(admin: Admin, name: str) -> list[str]:
     with connect_to(admin.server_url, "postgres") as conn:
         rows = conn.execute(
             "SELECT usename FROM pg_stat_activity WHERE datname = %s", (name,)
         ).fetchall()
     return [user for (user,) in rows]
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_sweep_drops_older_templates_of_the_same_base_unless_in_use(
@@ -327,6 +370,44 @@ def test_an_unreachable_server_hides_a_password_in_the_query(server_url: URL) ->
         Admin(url)
     assert "?password=***&sslmode=prefer" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "says"),
+    [
+        (
+            {"password": None},
+            AuthenticationFailed,
+            "asks role 'ci_kit' for a password and the URL has none",
+        ),
+        (
+            {"query": {"sslmode": "bogus"}},
+            InvalidDatabaseUrl,
+            'invalid sslmode value: "bogus"; fix it',
+        ),
+        ({"port": 99999}, InvalidDatabaseUrl, 'invalid port number: "99999"; fix it in the URL'),
+        (
+            {"query": {"sslmode": "require"}},
+            ConnectionRefused,
+            "refused the connection: server does",
+        ),
+    ],
+    ids=["no-password", "bad-sslmode", "port-out-of-range", "ssl-required"],
+)
+def test_a_server_that_answers_no_is_not_called_unreachable(
+    server_url: URL,
+    monkeypatch: pytest.MonkeyPatch,
+    change: dict[str, object],
+    error: type[Exception],
+    says: str,
+) -> None:
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", os.devnull)
+    with pytest.raises(error) as caught:
+        Admin(server_url._replace(**change))
+    assert says in str(caught.value)
+    assert "is the server running" not in str(caught.value)
+    assert not [form for form in secret_forms(TEST_PASSWORD) if form in str(caught.value)]
 
 
 def test_a_role_without_createdb_is_told_how_to_fix_it(server_url: URL, base_name: str) -> None:

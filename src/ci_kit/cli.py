@@ -67,13 +67,17 @@ def _server(database: str | None, *, stop: bool, root: Path) -> int:
     """Start or find this project's kept embedded server; print a URL for it."""
     from ci_kit.dburl import render
     from ci_kit.lifecycle import reuse_data_dir, start_embedded
-    from ci_kit.postgres import stop_persistent
+    from ci_kit.postgres import discard_persistent
     from ci_kit.provision import Admin
 
     data_dir = reuse_data_dir(root)
     if stop:
-        stopped = stop_persistent(data_dir)
-        _say(f"stopped the server in {data_dir}" if stopped else "no server was running")
+        freed = discard_persistent(data_dir)
+        _say(
+            f"stopped the server in {data_dir} and removed it ({freed} MB freed)"
+            if freed is not None
+            else "no kept server for this project"
+        )
         return 0
     table = read_pyproject_table(root) or {}
     config = load_config(root, {**table, "reuse": True, "server": "embedded"}, os.environ, {})
@@ -163,8 +167,15 @@ def run_pytest(pytest_args: Sequence[str]) -> NoReturn:
     os.execv(sys.executable, argv)  # noqa: S606 (an argument list, no shell)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in the kit's one-line form."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"ERROR: ci-kit: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m ci_kit",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -181,7 +192,9 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--database", metavar="NAME", help="create NAME if missing and print its URL instead"
     )
-    server.add_argument("--stop", action="store_true", help="stop the kept server")
+    server.add_argument(
+        "--stop", action="store_true", help="stop the kept server and delete it, templates and all"
+    )
     clean = commands.add_parser(
         "clean",
         help="drop the kit's databases that no live run uses",

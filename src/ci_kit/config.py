@@ -12,6 +12,7 @@ it needs only the standard library: SQLAlchemy is imported when a URL is parsed.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class Setting:
     is_flag: bool = False
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
+    form: tuple[str, str] | None = None  # (regular expression, what it means to a person)
 
     @property
     def flag(self) -> str:
@@ -135,6 +137,7 @@ SETTINGS: tuple[Setting, ...] = (
         "conftest is imported, for applications that build their own engine "
         "(e.g. DATABASE_URL).",
         metavar="VAR",
+        form=(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable's name, such as DATABASE_URL"),
     ),
     Setting(
         "alembic-logging",
@@ -316,6 +319,8 @@ def _parse_text(setting: Setting) -> Callable[[str, str], str]:
             raise ConfigurationError(
                 f"{where} must be one of {', '.join(setting.choices)}, not {raw!r}"
             )
+        if setting.form and not re.fullmatch(setting.form[0], raw):
+            raise ConfigurationError(f"{where} must be {setting.form[1]}, not {raw!r}")
         return raw
 
     return parse

@@ -23,6 +23,10 @@ class ServerUnreachable(CiKitError):
     """Nothing answered at the configured host and port or socket."""
 
 
+class ConnectionRefused(CiKitError):
+    """The server answered but would not take the connection (SSL, a limit, a setting)."""
+
+
 class AuthenticationFailed(CiKitError):
     """The server rejected the role or its password."""
 

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from ci_kit import provision
+from ci_kit import outage, provision
 from ci_kit.config import KitConfig
 from ci_kit.dburl import (
     check_test_name,
@@ -138,9 +138,17 @@ class PreparedRun:
         self._embedded = embedded
 
     def close(self) -> list[str]:
-        """Drop this run's databases, release its locks, stop an ephemeral server."""
+        """Drop this run's databases, release its locks, stop an ephemeral server.
+
+        A server that went away during the run took the databases with it (or the
+        next run's sweep takes them): nothing is left to drop, and nothing to say
+        beyond the line the run already printed.
+        """
         try:
-            return provision.drop_run_databases(self._admin, self.plan.run_id)
+            dropped: list[str] = []
+            with outage.tolerated(self.plan.server_url):
+                dropped = provision.drop_run_databases(self._admin, self.plan.run_id)
+            return dropped  # noqa: RET504 - the block above may end early: a lost server
         finally:
             self._admin.close()
             if self._embedded is not None:
@@ -211,6 +219,7 @@ def _prepare(
             quiet_alembic=config.alembic_logging == "quiet",
             log=log,
         ),
+        log=log,
     )
     plan = RunPlan.for_server(
         admin.server_url,
@@ -387,8 +396,9 @@ class WorkerDatabases:
         if self._admin.closed:
             return
         try:
-            for name in reversed(self._created):
-                self.drop(self._admin.url_of(name))
+            with outage.tolerated(self.plan.server_url):
+                for name in reversed(self._created):
+                    self.drop(self._admin.url_of(name))
         finally:
             self._admin.close()
 

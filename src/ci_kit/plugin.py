@@ -70,7 +70,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     try:
         handed_over = _plan_from_controller(os.environ)
         if handed_over is not None:
-            _open_databases(config, *handed_over)
+            _open_worker_databases(config, *handed_over)
             return
         if _only_informs(config):
             return
@@ -86,6 +86,41 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
             _open_databases(config, plan, None)
     except CiKitError as error:
         raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    """A worker that could not open its database ends the run, once.
+
+    xdist replaces a worker that dies, so a worker failing at its clone would be
+    restarted, fail again and finally leave the run to the workers that could
+    start: the run might even pass. The worker's one line travels in the error
+    xdist hands over; stopping here, before xdist's own reporter prints the
+    traceback and before it clones the worker, makes it the run's one line.
+    """
+    line = _worker_error_line(error)
+    if line is not None:
+        pytest.exit(line, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A test failing because the server went away is one line, and the last test run.
+
+    Cheap for every other report: only a failure in a process with a kit database
+    is looked at, and only a lost connection makes the kit ask the server.
+    """
+    report = yield
+    if report.failed and call.excinfo is not None:
+        databases = item.config.stash.get(DATABASES_KEY, None)
+        if databases is not None:
+            from ci_kit.outage import lost_server_line
+
+            line = lost_server_line(call.excinfo.value, databases.plan.server_url)
+            if line is not None:
+                report.longrepr = line
+                item.session.shouldfail = line
+    return report
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -240,6 +275,31 @@ def _early_log(config: pytest.Config) -> Callable[[str], None]:
             sys.stdout.flush()
 
     return log
+
+
+_WORKER_ERROR = "ci-kit: worker "
+
+
+def _open_worker_databases(config: pytest.Config, plan: RunPlan, worker_id: str) -> None:
+    """A worker's clone; any failure becomes one line the controller recognises."""
+    try:
+        _open_databases(config, plan, worker_id)
+    except Exception as error:
+        from ci_kit.dburl import redact
+
+        reason = str(error) if isinstance(error, CiKitError) else f"{type(error).__name__}: {error}"
+        message = redact(f"{worker_id} could not open its database: {reason}", plan.server_url)
+        raise pytest.UsageError(_WORKER_ERROR + message) from None
+
+
+def _worker_error_line(error: object | None) -> str | None:
+    """The kit's line in a dead worker's error, if the kit is what stopped it."""
+    lines = str(error or "").splitlines()
+    for line in reversed(lines):
+        start = line.find(_WORKER_ERROR)
+        if start >= 0 and "UsageError" in line[:start]:
+            return line[start:]
+    return None
 
 
 def _open_databases(config: pytest.Config, plan: RunPlan, worker_id: str | None) -> None:

@@ -27,6 +27,7 @@ from ci_kit.errors import (
     AuthenticationFailed,
     CiKitError,
     ConfigurationError,
+    ConnectionRefused,
     DatabaseInUse,
     ForeignDatabase,
     InvalidDatabaseUrl,
@@ -50,16 +51,23 @@ class Mark:
     base: str
     ready: bool = True
 
-    def to_comment(self) -> str:
-        return _MARK_PREFIX + json.dumps(asdict(self), sort_keys=True)
+    def to_comment(self, name: str) -> str:
+        """The comment for database ``name``: the mark, and the name it was made under."""
+        return _MARK_PREFIX + json.dumps(asdict(self) | {"name": name}, sort_keys=True)
 
     @classmethod
-    def from_comment(cls, comment: str | None) -> Mark | None:
-        """The mark in a database comment, or None for any comment the kit did not write."""
+    def from_comment(cls, comment: str | None, name: str) -> Mark | None:
+        """The mark of database ``name``, or None for a comment the kit did not write there.
+
+        A comment stays with a database that is renamed: one whose mark names
+        another database was renamed by a person, to keep it, and is theirs now.
+        """
         if not comment or not comment.startswith(_MARK_PREFIX):
             return None
         try:
             fields = json.loads(comment[len(_MARK_PREFIX) :])
+            if fields.get("name") != name:
+                return None
             return cls(
                 kind=fields["kind"],
                 run=str(fields["run"]),
@@ -103,15 +111,38 @@ def explain_connect_error(error: psycopg.Error, url: URL) -> CiKitError:
             f"the server at {where} refused role {url.username!r}: {detail}; "
             "check the role name and pg_hba.conf"
         )
+    if "no password supplied" in message:
+        return AuthenticationFailed(
+            f"the server at {where} asks role {url.username!r} for a password and the URL "
+            "has none: put it in the URL (postgresql://role:PASSWORD@host/db) or set PGPASSWORD"
+        )
     if "database" in message and "does not exist" in message:
         return InvalidDatabaseUrl(
             f"database {url.database!r} does not exist at {where}; the kit connects to it "
             "for administration: set [tool.ci-kit] maintenance-db to one that exists"
         )
-    return ServerUnreachable(
-        f"cannot reach PostgreSQL at {where}: {detail}; is the server running, and are "
-        "the host and port right? (leave the URL unset to use the embedded server)"
-    )
+    if "invalid " in message and (" value" in message or "port number" in message):
+        return InvalidDatabaseUrl(f"the URL {where} is not usable: {detail}; fix it in the URL")
+    if any(sign in message for sign in _NOTHING_LISTENING):
+        return ServerUnreachable(
+            f"cannot reach PostgreSQL at {where}: {detail}; is the server running, and are "
+            "the host and port right? (leave the URL unset to use the embedded server)"
+        )
+    return ConnectionRefused(f"the server at {where} refused the connection: {detail}")
+
+
+# libpq's words when nothing answered, as opposed to a server that answered "no".
+_NOTHING_LISTENING = (
+    "Connection refused",
+    "could not connect",
+    "No such file or directory",
+    "timeout expired",
+    "could not translate host name",
+    "failed to resolve host",
+    "Network is unreachable",
+    "No route to host",
+    "server closed the connection unexpectedly",
+)
 
 
 def _server_message(message: str) -> str:
@@ -169,8 +200,12 @@ class Admin:
         self._execute(sql.SQL("SELECT {}(%s)").format(sql.Identifier(function)), purpose)
 
     @contextmanager
-    def locked(self, purpose: str) -> Iterator[None]:
-        self.lock(purpose)
+    def locked(self, purpose: str, *, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold ``purpose``'s lock for the block; ``waiting`` hears when another holds it."""
+        if not self.try_lock(purpose):
+            if waiting is not None:
+                waiting()
+            self.lock(purpose)
         try:
             yield
         finally:
@@ -192,7 +227,7 @@ class Admin:
             "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
             "WHERE datname NOT IN ('template0', 'template1')"
         ).fetchall()
-        return {name: Mark.from_comment(comment) for name, comment in rows}
+        return {name: Mark.from_comment(comment, name) for name, comment in rows}
 
     def mark_of(self, name: str) -> tuple[bool, Mark | None]:
         """Whether ``name`` exists, and its mark."""
@@ -200,7 +235,7 @@ class Admin:
             "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
             (name,),
         ).fetchone()
-        return (row is not None, Mark.from_comment(row[0]) if row else None)
+        return (row is not None, Mark.from_comment(row[0], name) if row else None)
 
     def create(self, name: str, mark: Mark, *, template: str | None = None) -> None:
         """Create a database and mark it; fails on a name that exists."""
@@ -231,7 +266,7 @@ class Admin:
     def set_mark(self, name: str, mark: Mark) -> None:
         self._ddl(
             sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                sql.Identifier(name), sql.Literal(mark.to_comment())
+                sql.Identifier(name), sql.Literal(mark.to_comment(name))
             ),
             name,
         )
@@ -342,7 +377,15 @@ class Admin:
     def _ddl(self, statement: sql.Composed, name: str) -> None:
         try:
             self._conn.execute(statement)
-        except psycopg.errors.InsufficientPrivilege:
+        except psycopg.errors.InsufficientPrivilege as error:
+            if "must be owner" in str(error):
+                owner = self._scalar(
+                    "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", name
+                )
+                raise PermissionDenied(
+                    f"database {name!r} belongs to role {owner!r}, not {self.role!r}: "
+                    "only that role or a superuser may drop it"
+                ) from None
             raise PermissionDenied(
                 f"role {self.role!r} may not create or alter database {name!r} at "
                 f"{mask(self.server_url)}: grant it with ALTER ROLE {self.role} CREATEDB, "
@@ -398,7 +441,13 @@ def _refused_parameters(error: psycopg.Error, url: URL) -> InvalidDatabaseUrl:
 
 
 def ensure_template(
-    admin: Admin, name: str, *, base: str, run_id: str, build: Callable[[URL], None]
+    admin: Admin,
+    name: str,
+    *,
+    base: str,
+    run_id: str,
+    build: Callable[[URL], None],
+    log: Callable[[str], None] | None = None,
 ) -> bool:
     """Make sure a complete template ``name`` exists; True when this run built it.
 
@@ -409,7 +458,12 @@ def ensure_template(
     admin.lock(template_use_lock(name), shared=True)
     if _is_sealed(admin, name):
         return False
-    with admin.locked(template_build_lock(name)):
+
+    def waiting() -> None:
+        if log is not None:
+            log(f"waiting for another run to finish building template {name}")
+
+    with admin.locked(template_build_lock(name), waiting=waiting):
         if _is_sealed(admin, name):
             return False
         # Unsealed and nobody building it: a crashed build's leftovers.
@@ -510,7 +564,7 @@ def _judge(
                     admin.drop(name, allowed=mark.__eq__)
                 except ForeignDatabase:
                     kept = "taken over by a live run meanwhile"
-                except DatabaseInUse as error:
+                except (DatabaseInUse, PermissionDenied) as error:
                     kept = str(error)  # one stuck database must not block every run
         yield Verdict(name, mark, kept)
 

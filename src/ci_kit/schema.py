@@ -99,7 +99,7 @@ def build_schema(
         connection.commit()
     except (SchemaSourceError, MigrationFailed):
         raise
-    except Exception as error:  # any failure inside user migrations is the user's to fix
+    except (Exception, SystemExit) as error:  # a failure in user migrations is the user's to fix
         hint = _ELSEWHERE_HINT if source.kind == "alembic" and _is_connect_error(error) else ""
         raise MigrationFailed(
             f"building the schema from {source.describe()} failed: "
@@ -182,7 +182,7 @@ def load_metadata(target: str, root: Path) -> MetaData:
     with _importable_from(root):
         try:
             module = importlib.import_module(module_name)
-        except Exception as error:
+        except (Exception, SystemExit) as error:  # a module may sys.exit() when misconfigured
             raise SchemaSourceError(
                 f"schema source {target!r} does not import: "
                 f"{type(error).__name__}: {first_line(error)}"
@@ -256,7 +256,13 @@ def _metadata_ddl(metadata: MetaData) -> list[str]:
         statements.append(str(sql.compile(dialect=engine.dialect)))
 
     engine = create_mock_engine("postgresql+psycopg://", record)
-    metadata.create_all(engine, checkfirst=False)
+    try:
+        metadata.create_all(engine, checkfirst=False)
+    except (Exception, SystemExit) as error:  # the metadata's own DDL event hooks ran
+        raise SchemaSourceError(
+            f"rendering the schema's DDL failed in its own code: "
+            f"{type(error).__name__}: {first_line(error)}"
+        ) from error
     return statements
 
 

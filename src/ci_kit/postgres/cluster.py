@@ -33,6 +33,7 @@ from ci_kit.postgres import interrupts
 from ci_kit.postgres.binaries import PgBinaries, run, server_user, usable_bin_dir
 from ci_kit.postgres.processes import (
     PREFIX,
+    SETTINGS_FILE,
     Log,
     cluster_root,
     halt,
@@ -45,12 +46,14 @@ from ci_kit.postgres.processes import (
 
 _SOCKET_PORT = 5432  # the socket directory is private, so the default port never clashes
 _PORT_ATTEMPTS = 5
-_CONF = "ci-kit.conf"
 _TUNING = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "max_connections": "200",
+    # Shared memory segments as files in the data directory rather than POSIX
+    # segments in /dev/shm: a killed server's segments then go with its directory.
+    "dynamic_shared_memory_type": "mmap",
 }
 
 
@@ -179,7 +182,7 @@ class EmbeddedPostgres:
         if done.returncode != 0:
             raise self._failed("initdb", _last_line(done.stderr + done.stdout))
         with (data / "postgresql.conf").open("a") as conf:
-            conf.write(f"\ninclude_if_exists = '{_CONF}'\n")
+            conf.write(f"\ninclude_if_exists = '{SETTINGS_FILE}'\n")
 
     def _launch(self, data: Path, socket_dir: Path, logfile: Path) -> URL:
         """``pg_ctl start``, retrying TCP ports another process took since we picked them."""
@@ -209,7 +212,7 @@ class EmbeddedPostgres:
             "unix_socket_directories": str(socket_dir or ""),
         }
         quote = {ord("'"): "''", ord("\\"): "\\\\"}
-        conf = data / _CONF
+        conf = data / SETTINGS_FILE
         conf.write_text("".join(f"{k} = '{v.translate(quote)}'\n" for k, v in values.items()))
         self._give(conf)
 

@@ -25,6 +25,7 @@ PREFIX = "ci-kit-pg-"
 
 SHM = Path("/dev/shm")  # noqa: S108 - clusters get private 0700 dirs inside it
 
+SETTINGS_FILE = "ci-kit.conf"  # the kit's settings in every cluster it initialises
 SHM_MINIMUM_MB = 256
 """Free space ``/dev/shm`` needs for a cluster to go there, in MB.
 
@@ -48,6 +49,26 @@ def stop_persistent(data_dir: Path, *, log: Log | None = None) -> bool:
     and no matching major version, are needed.
     """
     return halt(Path(data_dir).absolute(), log or quiet, signal.SIGINT)
+
+
+def discard_persistent(data_dir: Path, *, log: Log | None = None) -> int | None:
+    """Stop a kept cluster and delete its directory; the MB it freed, None if none was there.
+
+    A kept cluster lives in RAM, where a stopped one still takes its size until
+    the next boot. Only a real directory (no link) holding the kit's own settings
+    file is deleted: the path is the kit's, but ``/dev/shm`` is anyone's.
+    """
+    data_dir = Path(data_dir).absolute()
+    stop_persistent(data_dir, log=log)
+    try:
+        directory, conf = data_dir.lstat(), (data_dir / SETTINGS_FILE).lstat()
+    except OSError:
+        return None
+    if not (stat.S_ISDIR(directory.st_mode) and stat.S_ISREG(conf.st_mode)):
+        return None
+    size = sum(path.lstat().st_size for path in data_dir.rglob("*") if not path.is_symlink())
+    shutil.rmtree(data_dir)
+    return size // 2**20
 
 
 def sweep_orphans(*, log: Log | None = None) -> list[Path]:

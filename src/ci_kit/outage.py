@@ -1,0 +1,80 @@
+"""A server that went away in the middle of a run: recognised once, said once.
+
+When PostgreSQL dies under a running suite (the OOM killer, a CI service
+container stopping, a person's ``kill``), every test after that point fails with
+a driver traceback, and so does every cleanup step: a thousand lines that all
+say the same thing. This module is the one place that tells such a loss from an
+ordinary failure, so the plugin can turn it into one line and stop the run, and
+the cleanup paths can skip work that no longer has a server to happen on.
+
+A lost connection alone proves little (a test may kill its own backend), so the
+verdict is the server's: it is gone when a new connection is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+
+from ci_kit.dburl import redact
+from ci_kit.errors import ServerUnreachable, first_line
+
+_CAUSES_FOLLOWED = 8
+
+
+def is_connection_loss(error: BaseException) -> bool:
+    """Did ``error`` come from a connection the server closed or never opened?
+
+    SQLAlchemy wraps the driver's error, and an application may wrap it again:
+    the chain of causes is followed a few links down.
+    """
+    seen: BaseException | None = error
+    for _ in range(_CAUSES_FOLLOWED):
+        if seen is None:
+            return False
+        if isinstance(seen, psycopg.OperationalError | psycopg.InterfaceError | ServerUnreachable):
+            return True
+        if isinstance(seen, DBAPIError) and (
+            seen.connection_invalidated or isinstance(seen.orig, psycopg.OperationalError)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def server_is_gone(server_url: URL) -> bool:
+    """Does the server refuse a new connection? Only asked after a loss."""
+    from ci_kit.provision import connect
+
+    try:
+        connect(server_url).close()
+    except ServerUnreachable:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@contextmanager
+def tolerated(server_url: URL) -> Iterator[None]:
+    """Let cleanup that finds the server gone end quietly; any other failure still raises."""
+    try:
+        yield
+    except Exception as error:
+        if not (is_connection_loss(error) and server_is_gone(server_url)):
+            raise
+
+
+def lost_server_line(error: BaseException, server_url: URL) -> str | None:
+    """The run's one line when ``error`` means the server went away, else None."""
+    if not is_connection_loss(error) or not server_is_gone(server_url):
+        return None
+    where = f"{server_url.host or 'the local socket'}:{server_url.port or 5432}"
+    return (
+        f"ci-kit: the PostgreSQL server at {where} went away during the run "
+        f"({redact(first_line(error), server_url)}); stopping: no later test could reach it"
+    )

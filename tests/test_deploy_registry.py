@@ -7,21 +7,11 @@ the image is built on a base the test imports from a tarball.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import tarfile
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,93 +19,22 @@ from sqlalchemy.engine import URL
 
 from ci.deploy import manifest
 from tests.conftest import TEST_PASSWORD
-from tests.deploy_helpers import Deployer, configured_url, environment, free_port, git, write_yaml
-
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("podman") and shutil.which("docker-registry") and shutil.which("htpasswd")),
-    reason="podman, docker-registry and htpasswd are needed: run scripts/setup-deploy",
+from tests.deploy_helpers import (
+    BASE,
+    MANIFEST_TYPES,
+    REGISTRY_PASSWORD,
+    USER,
+    Deployer,
+    Registry,
+    configured_url,
+    environment,
+    free_port,
+    git,
+    registry_unavailable,
+    write_yaml,
 )
 
-USER = "deployer"
-REGISTRY_PASSWORD = "r3g pa$$:w/rd"
-BASE = "localhost/ci-kit-test-base:1"
-MANIFEST_TYPES = ", ".join(
-    [
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ]
-)
-
-
-@dataclass(frozen=True)
-class Registry:
-    address: str
-
-    def get(self, path: str, accept: str = "*/*") -> tuple[bytes, dict[str, str]]:
-        token = base64.b64encode(f"{USER}:{REGISTRY_PASSWORD}".encode()).decode()
-        request = urllib.request.Request(
-            f"http://{self.address}/v2/{path}",
-            headers={"Authorization": f"Basic {token}", "Accept": accept},
-        )
-        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
-            return reply.read(), dict(reply.headers)
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    root = tmp_path / "registry"
-    root.mkdir()
-    subprocess.run(
-        ["htpasswd", "-iBc", str(root / "htpasswd"), USER],
-        input=REGISTRY_PASSWORD, text=True, check=True, capture_output=True,
-    )  # fmt: skip
-    address = f"127.0.0.1:{free_port()}"
-    config = {
-        "version": 0.1,
-        "log": {"level": "warn"},
-        "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
-        "http": {"addr": address, "secret": "test-only"},
-        "auth": {"htpasswd": {"realm": "ci-kit-test", "path": str(root / "htpasswd")}},
-    }
-    write_yaml(root / "config.yml", config)
-    with (root / "registry.log").open("wb") as log:
-        process = subprocess.Popen(
-            ["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log
-        )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(f"http://{address}/v2/", timeout=1)
-        except urllib.error.HTTPError as error:
-            if error.code == 401:  # up, and asking for credentials
-                break
-        except OSError:
-            pass
-        assert process.poll() is None, (root / "registry.log").read_text()
-        assert time.monotonic() < deadline, "the registry did not start"
-        time.sleep(0.1)
-    yield Registry(address)
-    process.terminate()
-    process.wait(timeout=10)
-
-
-@pytest.fixture
-def podman_args(tmp_path: Path) -> Iterator[list[str]]:
-    """Podman storage private to the test, holding a base image made from a tarball."""
-    # podman refuses a runroot path over 50 characters; pytest's tmp_path is longer.
-    runroot = tempfile.mkdtemp(prefix="ci-kit-", dir="/tmp")
-    args = ["--root", str(tmp_path / "storage"), "--runroot", runroot]
-    rootfs = tmp_path / "rootfs"
-    (rootfs / "etc").mkdir(parents=True)
-    (rootfs / "etc" / "os-release").write_text("NAME=ci-kit-test-base\n")
-    with tarfile.open(tmp_path / "base.tar", "w") as tar:
-        tar.add(rootfs, arcname=".")
-    subprocess.run(
-        ["podman", "--storage-driver", "vfs", *args, "import", str(tmp_path / "base.tar"), BASE],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    yield args
-    shutil.rmtree(runroot, ignore_errors=True)
+pytestmark = pytest.mark.skipif(bool(registry_unavailable()), reason=str(registry_unavailable()))
 
 
 def test_build_push_and_roll_out_by_digest(
@@ -139,6 +58,7 @@ def test_build_push_and_roll_out_by_digest(
         {
             "deploy": {
                 "project": str(repo),
+                "state_root": str(tmp_path / "machine"),
                 "image": {
                     "repository": repository,
                     "containerfile": str(containerfile),
@@ -153,6 +73,7 @@ def test_build_push_and_roll_out_by_digest(
                         target="command",
                         command=command,
                         database_url=configured_url(deploy_database),
+                        state=str(tmp_path / "shared-state"),
                     )
                 },
             }
@@ -175,8 +96,10 @@ def test_build_push_and_roll_out_by_digest(
         assert release.image is not None
         assert release.image.digest is None
         # The sample's own distribution, not the kit's (the repository root's).
-        assert {a.name.split("-")[0] for a in release.artifacts} == {"backend_sample"}
-        assert {a.name.rsplit(".", 1)[-1] for a in release.artifacts} == {"whl", "gz"}
+        built = {a.name for a in release.artifacts} - {"requirements.lock"}
+        assert {name.split("-")[0] for name in built} == {"backend_sample"}
+        assert {name.rsplit(".", 1)[-1] for name in built} == {"whl", "gz"}
+        assert release.lock is not None, "its dependencies pinned, with hashes"
 
         done = run("push")
         assert done.returncode == 0, done.stdout + done.stderr

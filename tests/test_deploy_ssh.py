@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
-import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import URL
 
+from ci.deploy.config import DeployConfig, load_deploy_config
+from ci.deploy.errors import DeployConfigError
+from ci.deploy.remote import connect
 from tests.conftest import TEST_PASSWORD
 from tests.deploy_helpers import (
     REPO,
     Deployer,
+    Sshd,
     configured_url,
     environment,
     free_port,
@@ -27,67 +27,11 @@ from tests.deploy_helpers import (
     write_yaml,
 )
 
-SSHD = Path("/usr/sbin/sshd")
-pytestmark = pytest.mark.skipif(
-    not (SSHD.is_file() and shutil.which("ssh-keygen") and os.geteuid() == 0),
-    reason="needs openssh-server (scripts/setup-deploy) and root, for sshd's privilege separation",
-)
-
-
-def keygen(path: Path) -> None:
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """An sshd on a free loopback port accepting one generated key; (port, key file)."""
-    root = tmp_path / "sshd"
-    root.mkdir()
-    keygen(root / "host_key")
-    keygen(root / "id")
-    (root / "authorized_keys").write_text((root / "id.pub").read_text())
-    port = free_port()
-    (root / "sshd_config").write_text(
-        "\n".join(
-            [
-                f"Port {port}",
-                "ListenAddress 127.0.0.1",
-                f"HostKey {root / 'host_key'}",
-                f"AuthorizedKeysFile {root / 'authorized_keys'}",
-                f"PidFile {root / 'sshd.pid'}",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "PermitRootLogin prohibit-password",
-                "StrictModes no",
-                "UsePAM no",
-                "Subsystem sftp internal-sftp",
-                "",
-            ]
-        )
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
-    log = (root / "sshd.log").open("wb")
-    process = subprocess.Popen(
-        [str(SSHD), "-D", "-e", "-f", str(root / "sshd_config")], stdout=log, stderr=log
-    )
-    deadline = time.monotonic() + 15
-    while "Server listening" not in (root / "sshd.log").read_text():
-        assert process.poll() is None, (root / "sshd.log").read_text()
-        assert time.monotonic() < deadline, "sshd did not start"
-        time.sleep(0.05)
-    yield port, root / "id"
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
-
 
 def test_ssh_target_deploys_the_release_layout_remotely(
-    tmp_path: Path, sshd: tuple[int, Path], deploy_database: URL
+    tmp_path: Path, sshd: Sshd, deploy_database: URL
 ) -> None:
-    ssh_port, key = sshd
+    ssh_port, key = sshd.port, sshd.key
     repo = tmp_path / "repo"
     git(tmp_path, "clone", "-q", str(REPO), str(repo))
     commit = git(repo, "rev-parse", "HEAD")
@@ -98,6 +42,8 @@ def test_ssh_target_deploys_the_release_layout_remotely(
         {
             "deploy": {
                 "project": str(repo),
+                "state_root": str(tmp_path / "machine"),
+                "ssh_known_hosts": str(tmp_path / "known_hosts"),
                 "environments": {
                     "staging": environment(
                         port,
@@ -139,3 +85,22 @@ def test_ssh_target_deploys_the_release_layout_remotely(
     assert stopped.returncode == 0
     assert not (remote / "app.pid").exists()
     assert TEST_PASSWORD not in transcript
+
+
+def test_only_a_host_whose_key_is_known_is_connected_to(tmp_path: Path, sshd: Sshd) -> None:
+    """A runner has never seen the host: trusting the first key it is shown would hand
+    its SSH key and the app's secrets to whoever answered."""
+
+    def config(known_hosts: Path) -> DeployConfig:
+        settings = {"state_root": str(tmp_path / "m"), "ssh_known_hosts": str(known_hosts)}
+        return load_deploy_config(settings, {"CI_KIT_SSH_KEY_FILE": str(sshd.key)}, REPO)
+
+    (tmp_path / "other_hosts").write_text("")
+    with pytest.raises(DeployConfigError) as refused:
+        connect("127.0.0.1", "root", sshd.port, config(tmp_path / "other_hosts"))
+    assert str(refused.value) == (
+        f"root@127.0.0.1:{sshd.port}'s host key is not in {tmp_path / 'other_hosts'}; add it "
+        f"once checked: ssh-keyscan -p {sshd.port} 127.0.0.1 >> {tmp_path / 'other_hosts'} "
+        "(or set deploy.ssh_known_hosts)"
+    )
+    connect("127.0.0.1", "root", sshd.port, config(tmp_path / "known_hosts")).close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +12,13 @@ from invoke.config import Config
 from invoke.context import MockContext
 from invoke.exceptions import Exit
 from invoke.runners import Result
-from sqlalchemy.engine import URL
 
-from ci.deploy import database, manifest, tasks
+from ci.deploy import manifest, tasks
 from ci.deploy.config import load_deploy_config
 from ci.deploy.errors import DeployError, SmokeTestsFailed
 from ci.deploy.plan import Artifact, Image, Masker, Release
 from ci.deploy.shell import Shell
 from ci.deploy.smoke import SMOKE_MODULE, run_smoke_tests
-from ci_kit import lifecycle, provision
-from ci_kit.config import KitConfig
-from ci_kit.project import find_rootdir
 from tests.deploy_helpers import write_yaml
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -63,7 +58,8 @@ def settings(**image: Any) -> dict[str, Any]:
 
 def context(ns: Collection, run: dict[Any, Result], **image: Any) -> MockContext:
     """A context configured as invoke's executor configures one for a task of ``ns``."""
-    config = Config(overrides={"deploy": settings(**image)})
+    machine = Path(ns.configuration()["deploy"]["project"]).parent / "machine"
+    config = Config(overrides={"deploy": {**settings(**image), "state_root": str(machine)}})
     config.load_collection(ns.configuration())
     return MockContext(config=config, run=run, repeat=True)
 
@@ -107,7 +103,8 @@ def test_dry_run_prints_the_plan_masked_and_runs_only_queries(
     out = capsys.readouterr().out
     assert f"deploy {SHA[:12]} to staging" in out
     assert "postgresql+psycopg://ci_kit:***@127.0.0.1:5432/finance_report_staging" in out
-    assert "1. build: wheel and sdist of 0123456789ab's backend_sample/" in out
+    assert f"1. state: history, releases and lock at {project.parent / 'machine'}" in out
+    assert "2. build: wheel and sdist of 0123456789ab's backend_sample/" in out
     assert "alembic" in out
     assert "uvicorn" in out
     assert "nothing was changed" in out
@@ -115,8 +112,9 @@ def test_dry_run_prints_the_plan_masked_and_runs_only_queries(
         assert secret not in out
     assert all("git rev-parse" in command for command in commands(ctx))
     assert commands(ctx)[0].startswith(f"cd {project} && git rev-parse")
-    assert str(project / ".ci-kit" / "deploy" / "staging") in out
+    assert str(project.parent / "machine" / "backend_sample" / "environments" / "staging") in out
     assert not (project / ".ci-kit").exists()
+    assert not (project.parent / "machine").exists(), "a dry run reads state, writes none"
 
 
 def test_invoke_dry_flag_is_a_dry_run(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -255,41 +253,6 @@ def test_tasks_without_a_project_say_how_to_give_one(project: Path) -> None:
     ctx = MockContext(config=Config(overrides={"deploy": settings()}))
     with pytest.raises(Exit, match=r"namespace\(Path\(__file__\).resolve\(\).parent\)"):
         tasks.namespace(project)["deploy.status"](ctx)
-
-
-def test_the_embedded_database_is_keyed_like_ci_kit_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The deploy's project is the tasks' directory; the kept server's key is pytest's
-    rootdir from there, the directory ``python -m ci_kit server`` keys it by."""
-    repo = tmp_path / "repo"
-    (repo / "deploy").mkdir(parents=True)
-    (repo / "pyproject.toml").write_text("[tool.pytest.ini_options]\n[tool.ci-kit]\n")
-    (repo / "deploy" / "pyproject.toml").write_text("[project]\nname = 'tools'\n")
-    started: list[KitConfig] = []
-
-    def start_embedded(kit: KitConfig, *, log: Callable[[str], None]) -> URL:
-        started.append(kit)
-        return URL.create("postgresql+psycopg", host="127.0.0.1", database="postgres")
-
-    monkeypatch.setattr(lifecycle, "start_embedded", start_embedded)
-    monkeypatch.setattr(provision, "Admin", _NoAdmin)
-    config = load_deploy_config(settings(), {}, repo / "deploy")
-    env = config.environment("production")  # no database_url: the embedded server
-    url = database.resolve(config, env, lambda _: None)
-    assert url.database == "finance_report_production"
-    assert [kit.root for kit in started] == [find_rootdir(repo / "deploy")] == [repo]
-
-
-class _NoAdmin:
-    def __init__(self, url: URL) -> None:
-        self.url = url
-
-    def ensure_database(self, name: str) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
 
 
 def test_smoke_tests_that_never_start_say_why(tmp_path: Path) -> None:

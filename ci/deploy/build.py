@@ -1,4 +1,5 @@
-"""``invoke build``: the wheel and sdist of one commit, its image, and its manifest."""
+"""``invoke build``: the wheel and sdist of one commit, its pinned dependencies, its image,
+and its manifest."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ci.deploy import manifest
+from ci.deploy import manifest, venvs
 from ci.deploy.config import DeployConfig
 from ci.deploy.errors import CommandFailed, DeployConfigError
-from ci.deploy.plan import Artifact, Release
+from ci.deploy.plan import LOCK_NAME, Artifact, Release
 from ci.deploy.registry import build_image
 from ci.deploy.shell import Shell
 from ci.deploy.source import check_clean, export, origin_url
@@ -31,7 +32,9 @@ def build_release(
     The artifacts come from ``git archive`` of the commit, never from the work tree,
     so the wheel is exactly the commit whatever else lies around. What is built is
     the commit's ``build.directory`` (``backend_sample/``, the sample's own
-    distribution), not the repository root, which ships the kit.
+    distribution), not the repository root, which ships the kit. Its dependencies
+    are resolved here, once, into ``requirements.lock`` (see :func:`_lock`), an
+    artifact like the wheel: every venv of the release installs those versions.
     """
     if not allow_dirty:
         check_clean(shell, config.root)
@@ -55,9 +58,10 @@ def build_release(
         argv: list[str | Path] = [sys.executable, "-m", "build", "--outdir", out]
         if not config.build_isolation:
             argv.append("--no-isolation")
-        shell.run([*argv, project])
+        shell.run([*argv, project], step="build")
         built = sorted(out.iterdir())
-        if not any(path.suffix == ".whl" for path in built):
+        wheel = next((path for path in built if path.suffix == ".whl"), None)
+        if wheel is None:
             raise CommandFailed(f"python -m build made no wheel for {commit[:12]}")
         if dist.exists():
             shutil.rmtree(dist)
@@ -66,12 +70,44 @@ def build_release(
         for path in built:
             shutil.copy2(path, dist / path.name)
             artifacts.append(Artifact(path.name, manifest.sha256_of(dist / path.name)))
+        _lock(shell, dist / wheel.name, dist / LOCK_NAME, Path(work), commit)
+        artifacts.append(Artifact(LOCK_NAME, manifest.sha256_of(dist / LOCK_NAME)))
     release = Release(commit=commit, created=created, source=source_url, artifacts=tuple(artifacts))
     if image and config.image.repository:
         release = _with_image(shell, config, release)
     path = manifest.save(releases, release)
     shell.log(f"built release {release.short}: {', '.join(a.name for a in artifacts)}; {path}")
     return release
+
+
+def _lock(shell: Shell, wheel: Path, lock: Path, work: Path, commit: str) -> None:
+    """Pin ``wheel``'s dependencies, its smoke extra's included, with their hashes, in ``lock``.
+
+    Resolved for this interpreter's Python version, the one the release venvs are
+    made with. The wheel itself is left out (``--no-emit-package``): a path on this
+    machine is no requirement for another, and the wheel is an artifact of its own,
+    installed after the lock with ``--no-deps``. uv does the resolving, since pip
+    cannot write hashes for every file of a version; without uv, no release.
+    """
+    uv = venvs.uv_binary()
+    if uv is None:
+        raise DeployConfigError(
+            "pinning a release's dependencies needs uv, found neither beside "
+            f"{sys.executable} nor on PATH; install the deploy group: pip install --group deploy"
+        )
+    name = venvs.dist_name(wheel)
+    requirements = work / "requirements.in"
+    requirements.write_text(f"{name}[{venvs.SMOKE_EXTRA}] @ {wheel.resolve().as_uri()}\n")
+    shell.run(
+        [
+            uv, "pip", "compile", "--quiet", "--generate-hashes",
+            "--python-version", f"{sys.version_info.major}.{sys.version_info.minor}",
+            "--no-emit-package", name,
+            "--custom-compile-command", f"invoke build --commit {commit}",
+            "--output-file", lock, requirements,
+        ],
+        step="lock",
+    )  # fmt: skip
 
 
 def _project(source: Path, directory: str, commit: str) -> Path:

@@ -17,11 +17,13 @@ The project being deployed (``deploy.project``) is not read here: the root
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL
 
@@ -34,13 +36,19 @@ TARGETS = ("local", "ssh", "command")
 
 DEFAULTS: dict[str, Any] = {
     "state_dir": ".ci-kit",
+    # Outside any clone: what the local target runs and keeps (see DeployConfig.machine_dir).
+    "state_root": None,
+    "name": None,
+    # The hosts the ssh target and ssh:// state may connect to; no other host key is trusted.
+    "ssh_known_hosts": "~/.ssh/known_hosts",
     # The distribution a release ships: the sample's own pyproject, not the repo root's.
     "build": {"isolation": True, "directory": "backend_sample"},
     "image": {
         "repository": None,
         "containerfile": "backend_sample/Containerfile",
         "engine": "auto",
-        "engine_args": [],
+        # Lists are read from strings too: Invoke cannot override a list from INVOKE_*.
+        "engine_args": None,
         "tls_verify": True,
         "username": None,
     },
@@ -63,6 +71,9 @@ ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "ssh_port": 22,
     "remote_path": None,
     "remote_python": "python3",
+    # Where the environment's history, lock and releases live for every runner:
+    # ssh://[user@]host[:port]/path or a directory; default by target (see ci.deploy.store).
+    "state": None,
 }
 
 
@@ -105,6 +116,7 @@ class EnvironmentConfig:
     ssh_port: int
     remote_path: str | None
     remote_python: str
+    state: SshLocation | Path | None = None
     admin_token: str | None = field(default=None, repr=False)
 
     @property
@@ -123,12 +135,15 @@ class DeployConfig:
 
     root: Path
     state_dir: Path
+    state_root: Path
+    name: str
     build_isolation: bool
     build_directory: str
     image: ImageConfig
     environments: Mapping[str, EnvironmentConfig]
     registry_password: str | None = field(default=None, repr=False)
     ssh_key_file: str | None = None
+    ssh_known_hosts: Path = Path("~/.ssh/known_hosts")
 
     def environment(self, name: str) -> EnvironmentConfig:
         try:
@@ -142,7 +157,17 @@ class DeployConfig:
 
     @property
     def releases_dir(self) -> Path:
+        """This clone's build output and cache of releases; never the source of truth."""
         return self.state_dir / "releases"
+
+    @property
+    def machine_dir(self) -> Path:
+        """This machine's deploys of this project, shared by every clone of it here.
+
+        The local target's environments (releases, the app's pid, history, lock) and
+        their durable PostgreSQL cluster live below it; a clone is thrown away.
+        """
+        return self.state_root / self.name
 
     def environment_dir(self, name: str) -> Path:
         return self.state_dir / "deploy" / name
@@ -171,11 +196,16 @@ def load_deploy_config(
         for name, raw in (merged["environments"] or {}).items()
     }
     engine_args = image["engine_args"] or []
+    build_directory = _build_directory(merged["build"]["directory"])
     return DeployConfig(
         root=root,
         state_dir=state_dir,
+        state_root=Path(merged["state_root"]).expanduser()
+        if merged["state_root"]
+        else default_state_root(environ),
+        name=str(merged["name"] or PurePosixPath(build_directory).name or root.name),
         build_isolation=bool(merged["build"]["isolation"]),
-        build_directory=_build_directory(merged["build"]["directory"]),
+        build_directory=build_directory,
         image=ImageConfig(
             repository=image["repository"] or None,
             containerfile=str(image["containerfile"]),
@@ -189,6 +219,7 @@ def load_deploy_config(
         environments=environments,
         registry_password=environ.get("CI_KIT_REGISTRY_PASSWORD") or None,
         ssh_key_file=environ.get("CI_KIT_SSH_KEY_FILE") or None,
+        ssh_known_hosts=Path(str(merged["ssh_known_hosts"])).expanduser(),
     )
 
 
@@ -230,8 +261,10 @@ def _environment(
             f"environment {name}: the command target needs a rollout command, e.g. "
             "command: [kubectl, set, image, deployment/app, 'app={image}']"
         )
-    if target == "ssh" and not raw["ssh_host"]:
-        raise DeployConfigError(f"environment {name}: the ssh target needs ssh_host")
+    if target == "ssh" and not (raw["ssh_host"] and raw["remote_path"]):
+        raise DeployConfigError(
+            f"environment {name}: the ssh target needs ssh_host and remote_path"
+        )
     return EnvironmentConfig(
         name=name,
         target=target,
@@ -249,8 +282,56 @@ def _environment(
         ssh_port=int(raw["ssh_port"]),
         remote_path=raw["remote_path"] or None,
         remote_python=str(raw["remote_python"]),
+        state=parse_location(str(raw["state"]), name) if raw["state"] else None,
         admin_token=environ.get(prefix + "ADMIN_TOKEN") or None,
     )
+
+
+@dataclass(frozen=True)
+class SshLocation:
+    """``ssh://[user@]host[:port]/path``, as parsed from a ``state`` setting."""
+
+    host: str
+    user: str | None
+    port: int
+    path: str
+
+
+def parse_location(raw: str, environment: str) -> SshLocation | Path:
+    """A ``state`` setting: an SSH location or an absolute directory; else one line."""
+    if raw.startswith("ssh://"):
+        parts = urlsplit(raw)
+        if not parts.hostname or not parts.path.startswith("/"):
+            raise DeployConfigError(
+                f"environment {environment}: state {raw!r} must look like "
+                "ssh://[user@]host[:port]/absolute/path"
+            )
+        try:
+            port = parts.port or 22
+        except ValueError:
+            raise DeployConfigError(
+                f"environment {environment}: the port in state {raw!r} is not a number"
+            ) from None
+        return SshLocation(parts.hostname, parts.username, port, parts.path)
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise DeployConfigError(
+            f"environment {environment}: state {raw!r} must be an absolute directory or an "
+            "ssh:// location, never a path inside the clone (CI throws clones away)"
+        )
+    return path
+
+
+def default_state_root(environ: Mapping[str, str]) -> Path:
+    """Where deploy state lives on this machine when ``deploy.state_root`` is unset.
+
+    The system's state directory for root (services deployed as root), else the
+    user's XDG state directory; never inside a clone, which CI throws away.
+    """
+    if os.geteuid() == 0:
+        return Path("/var/lib/ci-kit")
+    home = environ.get("XDG_STATE_HOME") or str(Path("~/.local/state").expanduser())
+    return Path(home) / "ci-kit"
 
 
 def _build_directory(value: object) -> str:

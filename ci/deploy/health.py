@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import tenacity
 
 _POLL_SECONDS = 0.25
 _REQUEST_TIMEOUT = 5.0
@@ -47,18 +48,29 @@ def wait_for(
     """Poll until the server is healthy on ``commit``; the last answer either way.
 
     ``alive`` returns why the server can no longer come up (its process exited),
-    so a crash fails at once instead of at the deadline.
+    so a crash fails at once instead of at the deadline. The polling is tenacity's:
+    retry while the answer is not yet the one wanted, stop at the deadline or on a
+    crash, a fixed short wait between attempts.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        health = probe(base_url)
+    crashed: list[str] = []
+
+    def settled(health: Health) -> bool:
         if health.ok and health.commit == commit:
-            return health
+            return True
         dead = alive()
         if dead:
-            return Health(False, health.commit, dead)
-        if time.monotonic() >= deadline:
-            if health.ok:
-                return Health(False, health.commit, f"still serving commit {health.commit}")
-            return health
-        time.sleep(_POLL_SECONDS)
+            crashed.append(dead)
+        return bool(dead)
+
+    poll = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda health: not settled(health)),
+        stop=tenacity.stop_after_delay(timeout),
+        wait=tenacity.wait_fixed(_POLL_SECONDS),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+    )
+    health: Health = poll(probe, base_url)
+    if crashed:
+        return Health(False, health.commit, crashed[-1])
+    if not (health.ok and health.commit == commit) and health.ok:
+        return Health(False, health.commit, f"still serving commit {health.commit}")
+    return health

@@ -17,6 +17,8 @@ from ci_kit.dburl import secret_forms
 
 MASK = "***"
 MANIFEST_VERSION = 1
+LOCK_NAME = "requirements.lock"
+"""The artifact pinning a release's dependencies, hashes included (see ci.deploy.build)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,14 @@ class Release:
             if artifact.is_wheel:
                 return artifact
         raise ValueError(f"release {self.short} has no wheel")
+
+    @property
+    def lock(self) -> Artifact | None:
+        """The pinned, hashed requirements its venvs install; None for releases built before."""
+        for artifact in self.artifacts:
+            if artifact.name == LOCK_NAME:
+                return artifact
+        return None
 
     def with_image(self, image: Image | None) -> Release:
         return replace(self, image=image)

@@ -63,7 +63,7 @@ def build_argv(config: DeployConfig, release: Release, context: Path) -> list[st
 def build_image(shell: Shell, config: DeployConfig, release: Release, context: Path) -> Image:
     """Build and tag the release's image; its local id (the digest comes with the push)."""
     assert config.image.repository
-    shell.run(build_argv(config, release, context))
+    shell.run(build_argv(config, release, context), step="image")
     tag = f"{config.image.repository}:{release.commit}"
     image_id = shell.run(
         [*engine_argv(config.image), "image", "inspect", "--format", "{{.Id}}", tag]

@@ -24,6 +24,7 @@ from ci.deploy.errors import (
 from ci.deploy.plan import DeployPlan, Release, Step
 from ci.deploy.shell import Shell
 from ci.deploy.smoke import run_smoke_tests
+from ci.deploy.store import Store
 from ci.deploy.targets import AppSettings, Target, make_target
 
 LOCK_TIMEOUT_SECONDS = 1800.0
@@ -38,12 +39,16 @@ class Outcome:
 
 
 def plan(
-    config: DeployConfig, env: EnvironmentConfig, commit: str, release: Release | None, shell: Shell
+    config: DeployConfig,
+    env: EnvironmentConfig,
+    commit: str,
+    release: Release | None,
+    shell: Shell,
+    store: Store,
 ) -> DeployPlan:
     """The steps a deploy of ``commit`` to ``env`` takes; reads state, changes nothing."""
-    env_dir = config.environment_dir(env.name)
-    live = state.live_commit(env_dir)
-    steps: list[Step] = []
+    live = state.live_commit(store)
+    steps: list[Step] = [Step("state", f"history, releases and lock at {store.where}")]
     if env.promote_from:
         steps.append(
             Step(
@@ -93,32 +98,37 @@ def plan(
     )
 
 
-def check_promotable(config: DeployConfig, env: EnvironmentConfig, commit: str) -> None:
+def check_promotable(env: EnvironmentConfig, commit: str, source: Store) -> None:
     """Production takes only a commit its source environment ran successfully."""
     if not env.promote_from:
         return
-    ran = [e.commit for e in state.read_history(config.environment_dir(env.promote_from))]
-    if commit not in ran:
+    if commit not in state.ran_healthy(source):
         raise NotPromotable(
             f"{commit[:12]} never went live on {env.promote_from}; {env.name} only promotes what "
             f"{env.promote_from} ran healthy and smoke-tested: deploy it there first"
         )
 
 
-def settings_for(config: DeployConfig, env: EnvironmentConfig, shell: Shell) -> AppSettings:
+def settings_for(
+    config: DeployConfig, env: EnvironmentConfig, shell: Shell, store: Store
+) -> AppSettings:
     """The app's database and admin token; adds both secrets to the shell's masker."""
     database = resolve(config, env, shell.log)
-    token = env.admin_token or state.admin_token(config.environment_dir(env.name))
+    token = env.admin_token or state.admin_token(store)
     shell.masker = shell.masker.with_secrets(token, database.password)
     return AppSettings(database, token)
 
 
-def deploy(shell: Shell, config: DeployConfig, env: EnvironmentConfig, release: Release) -> Outcome:
-    """Roll ``release`` out to ``env``; roll back and raise :class:`RolloutFailed` on failure."""
-    check_promotable(config, env, release.commit)
-    env_dir = config.environment_dir(env.name)
-    with state.deploy_lock(env_dir, timeout=LOCK_TIMEOUT_SECONDS, log=shell.log):
-        live = state.live_commit(env_dir)
+def deploy(
+    shell: Shell, config: DeployConfig, env: EnvironmentConfig, release: Release, store: Store
+) -> Outcome:
+    """Roll ``release`` out to ``env``; roll back and raise :class:`RolloutFailed` on failure.
+
+    The release is kept with the environment before anything changes, so any
+    runner can later roll back to it, or promote it, without rebuilding it.
+    """
+    with store.locked(timeout=LOCK_TIMEOUT_SECONDS, log=shell.log):
+        live = state.live_commit(store)
         if live == release.commit:
             now = health.probe(env.base_url)
             if now.ok and now.commit == release.commit:
@@ -130,9 +140,10 @@ def deploy(shell: Shell, config: DeployConfig, env: EnvironmentConfig, release: 
                 f"{release.short} is recorded live on {env.name} but {env.base_url} says "
                 f"{now.detail}; deploying it again"
             )
-        settings = settings_for(config, env, shell)
+        settings = settings_for(config, env, shell, store)
         target = make_target(shell, config, env, settings)
         try:
+            manifest.publish(store, config.releases_dir, release)
             target.prepare(release)
             target.migrate(release)
         except DeployError as error:
@@ -145,24 +156,23 @@ def deploy(shell: Shell, config: DeployConfig, env: EnvironmentConfig, release: 
             _go_live(shell, target, env, release)
         except DeployError as error:
             raise RolloutFailed(
-                _roll_back(shell, config, target, env, release, live, error)
+                _roll_back(shell, config, target, env, release, live, error, store)
             ) from None
-        state.record(env_dir, release.commit, "promote" if env.promote_from else "deploy")
+        state.record(store, release.commit, "promote" if env.promote_from else "deploy")
     shell.log(f"{release.short} is live on {env.name}: {env.base_url}")
     return Outcome(env.name, release.commit, env.base_url, changed=True)
 
 
-def rollback(shell: Shell, config: DeployConfig, env: EnvironmentConfig) -> Outcome:
+def rollback(shell: Shell, config: DeployConfig, env: EnvironmentConfig, store: Store) -> Outcome:
     """Return ``env`` to the release before the live one, health-checked and smoke-tested."""
-    env_dir = config.environment_dir(env.name)
-    with state.deploy_lock(env_dir, timeout=LOCK_TIMEOUT_SECONDS, log=shell.log):
-        history = state.read_history(env_dir)
-        if len(history) < 2:
+    with store.locked(timeout=LOCK_TIMEOUT_SECONDS, log=shell.log):
+        stack = state.live_stack(state.read_history(store))
+        if len(stack) < 2:
             raise NothingToRollBack(f"{env.name} has no earlier release to roll back to")
-        previous = history[-2].commit
-        release = manifest.require(config.releases_dir, previous)
-        target = make_target(shell, config, env, settings_for(config, env, shell))
-        shell.log(f"rolling {env.name} back from {history[-1].commit[:12]} to {release.short}")
+        previous = stack[-2]
+        release = manifest.require_kept(store, config.releases_dir, previous)
+        target = make_target(shell, config, env, settings_for(config, env, shell, store))
+        shell.log(f"rolling {env.name} back from {stack[-1][:12]} to {release.short}")
         try:
             target.prepare(release)
             _go_live(shell, target, env, release)
@@ -171,7 +181,7 @@ def rollback(shell: Shell, config: DeployConfig, env: EnvironmentConfig) -> Outc
                 f"rollback of {env.name} to {release.short} failed: {error}; "
                 "run invoke deploy.status to see what is running"
             ) from None
-        state.write_history(env_dir, history[:-1])
+        state.record(store, previous, "rollback")
     shell.log(f"{release.short} is live on {env.name} again: {env.base_url}")
     return Outcome(env.name, release.commit, env.base_url, changed=True)
 
@@ -200,6 +210,7 @@ def _roll_back(
     release: Release,
     live: str | None,
     error: DeployError,
+    store: Store,
 ) -> str:
     """Put the previous release back; the account of the failure and of the recovery."""
     account = f"deploy of {release.short} to {env.name} failed: {error}. "
@@ -208,7 +219,8 @@ def _roll_back(
         return account + f"Nothing was live before, so nothing to roll back to: {stopped}."
     shell.log(f"rolling back {env.name} to {live[:12]}")
     try:
-        previous = manifest.require(config.releases_dir, live)
+        previous = manifest.require_kept(store, config.releases_dir, live)
+        target.prepare(previous)  # a runner that never deployed it has nothing of it yet
         target.activate(previous)
         reply = health.wait_for(
             env.base_url, live, timeout=env.health_timeout, alive=target.failure

@@ -10,18 +10,18 @@ the remote host; the smoke tests run here, against the environment's URL.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shlex
 from pathlib import Path
 from typing import Any
 
-from fabric import Connection  # type: ignore[import-untyped]
-
 from ci.deploy import manifest, venvs
 from ci.deploy.config import DeployConfig, EnvironmentConfig
 from ci.deploy.errors import CommandFailed, DeployConfigError
 from ci.deploy.plan import Release, Step
-from ci.deploy.shell import Shell, tail
+from ci.deploy.remote import connect
+from ci.deploy.shell import Shell, live_output, tail
 from ci.deploy.targets import AppSettings, TargetBase
 
 _APP = "backend_sample.app:create_app"
@@ -47,22 +47,30 @@ class SshTarget(TargetBase):
     @property
     def connection(self) -> Any:
         if self._connection is None:
-            key = {"key_filename": self.config.ssh_key_file} if self.config.ssh_key_file else {}
-            self._connection = Connection(
-                self.env.ssh_host,
-                user=self.env.ssh_user,
-                port=self.env.ssh_port,
-                connect_kwargs={**key, "look_for_keys": not key, "allow_agent": not key},
-                connect_timeout=15,
+            assert self.env.ssh_host is not None  # checked with the configuration
+            self._connection = connect(
+                self.env.ssh_host, self.env.ssh_user, self.env.ssh_port, self.config
             )
         return self._connection
 
-    def _run(self, command: str, *, check: bool = True) -> str:
-        """One remote shell command, built from quoted parts; echoed, output masked."""
+    def _run(self, command: str, *, check: bool = True, step: str | None = None) -> str:
+        """One remote shell command, built from quoted parts; echoed, output masked.
+
+        A ``step`` (install, migrate) streams its output as it comes, line by line,
+        masked, with the step's name and elapsed time; queries stay quiet.
+        """
         if self.shell.masker.leaks(command):
             raise CommandFailed("refusing to send a secret in a remote command line")
         self.shell.log(f"$ ssh {self.env.ssh_host} {self.shell.masker.mask(command)}")
-        result = self.connection.run(command, hide=True, warn=True, in_stream=False, pty=False)
+        options = {"warn": True, "in_stream": False, "pty": False}
+        with contextlib.ExitStack() as streaming:
+            if step is None:
+                result = self.connection.run(command, hide=True, **options)
+            else:
+                streams = streaming.enter_context(
+                    live_output(self.shell.masker, self.shell.log, step)
+                )
+                result = self.connection.run(command, hide=False, **options, **streams)
         output = self.shell.masker.mask(result.stdout + result.stderr)
         if check and result.exited != 0:
             raise CommandFailed(
@@ -94,24 +102,39 @@ class SshTarget(TargetBase):
         done = self._run(
             f"test -f {shlex.quote(directory)}/venv/.ci-kit-complete && echo yes", check=False
         )
-        wheel = manifest.artifact_path(self.config.releases_dir, release, release.wheel)
+        releases = self.config.releases_dir
+        wheel = manifest.artifact_path(releases, release, release.wheel)
+        lock = manifest.artifact_path(releases, release, release.lock) if release.lock else None
         self._run(f"mkdir -p {shlex.quote(directory)}")
         self._upload_env(release.commit)
         if done.strip() == "yes":
             self.shell.log(f"{directory}/venv is already installed")
         else:
-            self.shell.log(f"uploading {wheel.name} to {self.env.ssh_host}:{directory}")
-            self.connection.put(str(wheel), f"{directory}/{wheel.name}")
+            files = [wheel] if lock is None else [lock, wheel]
+            names = " and ".join(path.name for path in files)
+            self.shell.log(f"uploading {names} to {self.env.ssh_host}:{directory}")
+            for path in files:
+                self.connection.put(str(path), f"{directory}/{path.name}")
             venv = f"{directory}/venv"
-            # The wheel alone: its base dependencies are the app's, and the smoke
-            # tests (the smoke extra) run here, from the local venv below.
+            pip = [f"{venv}/bin/pip", "install", "--progress-bar", "off"]
+            if lock is None:
+                # The wheel alone: its base dependencies are the app's, and the smoke
+                # tests (the smoke extra) run here, from the local venv below.
+                installs = [[*pip, f"{directory}/{wheel.name}"]]
+            else:
+                # The release's pinned versions, hashes checked, as every venv of it
+                # installs them (the smoke extra's included), then the wheel alone.
+                installs = [
+                    [*pip, "--require-hashes", "-r", f"{directory}/{lock.name}"],
+                    [*pip, "--no-deps", f"{directory}/{wheel.name}"],
+                ]
+            commands = [[self.env.remote_python, "-m", "venv", venv], *installs]
             self._run(
-                shlex.join([self.env.remote_python, "-m", "venv", venv])
-                + " && "
-                + shlex.join([f"{venv}/bin/pip", "install", "--quiet", f"{directory}/{wheel.name}"])
-                + f" && touch {shlex.quote(venv)}/.ci-kit-complete"
+                " && ".join(shlex.join(argv) for argv in commands)
+                + f" && touch {shlex.quote(venv)}/.ci-kit-complete",
+                step="install",
             )
-        venvs.install(self.shell, self.smoke_venv(release), wheel)
+        venvs.install(self.shell, self.smoke_venv(release), wheel, lock=lock)
 
     def _upload_env(self, commit: str) -> None:
         lines = [
@@ -130,7 +153,7 @@ class SshTarget(TargetBase):
         # The glob is left to the remote shell: the venv's Python version is its own.
         ini = "venv/lib/python3*/site-packages/backend_sample/alembic.ini"
         command = self._with_env(release.commit, ["venv/bin/python", "-m", "alembic"])
-        self._run(f"{command} -c {ini} upgrade head")
+        self._run(f"{command} -c {ini} upgrade head", step="migrate")
 
     def activate(self, release: Release) -> None:
         self.stop()

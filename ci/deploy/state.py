@@ -1,26 +1,26 @@
-"""Per-environment state on the deploying machine: the deploy lock and the history.
+"""An environment's history and admin token, kept in its :class:`~ci.deploy.store.Store`.
 
-``<state>/deploy/<env>/history.json`` lists the commits that went live there,
-healthy and smoke-tested, oldest first; the last is what is live, the one before
-it is where ``deploy.rollback`` goes.
+``history.json`` is an append-only log of what went live, oldest first: a
+``deploy`` or ``promote`` (healthy and smoke-tested) puts a commit on top of the
+live stack, a ``rollback`` takes the top one off. What is live is the top of
+that stack, ``deploy.rollback`` goes to the one below it, and a promotion takes
+any commit its source ever ran healthy, even one rolled back since. Because it
+lives with the environment, every runner and every clone reads the same log.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import secrets
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ci.deploy.errors import DeployLocked
+from ci.deploy.store import Store
 
-_LOCK_POLL_SECONDS = 0.2
+HISTORY = "history.json"
+ADMIN_TOKEN = "admin-token"  # noqa: S105 - the file name, not a token
 
 
 @dataclass(frozen=True)
@@ -30,27 +30,53 @@ class Entry:
     how: str
 
 
-def read_history(env_dir: Path) -> list[Entry]:
-    path = env_dir / "history.json"
-    if not path.is_file():
-        return []
-    return [Entry(**entry) for entry in json.loads(path.read_text())]
+def read_history(store: Store) -> list[Entry]:
+    data = store.read(HISTORY)
+    return [Entry(**entry) for entry in json.loads(data)] if data else []
 
 
-def write_history(env_dir: Path, entries: list[Entry]) -> None:
-    env_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(env_dir / "history.json", json.dumps([asdict(e) for e in entries], indent=2))
+def write_history(store: Store, entries: list[Entry]) -> None:
+    store.write(HISTORY, json.dumps([asdict(e) for e in entries], indent=2).encode())
 
 
-def record(env_dir: Path, commit: str, how: str) -> None:
-    entries = read_history(env_dir)
+def record(store: Store, commit: str, how: str) -> None:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    write_history(env_dir, [*entries, Entry(commit, now, how)])
+    write_history(store, [*read_history(store), Entry(commit, now, how)])
 
 
-def live_commit(env_dir: Path) -> str | None:
-    entries = read_history(env_dir)
-    return entries[-1].commit if entries else None
+def live_stack(entries: list[Entry]) -> list[str]:
+    """The commits live in turn, the live one last, as the log's rollbacks left them."""
+    stack: list[str] = []
+    for entry in entries:
+        if entry.how == "rollback":
+            del stack[-1:]
+        else:
+            stack.append(entry.commit)
+    return stack
+
+
+def live_commit(store: Store) -> str | None:
+    stack = live_stack(read_history(store))
+    return stack[-1] if stack else None
+
+
+def ran_healthy(store: Store) -> set[str]:
+    """Every commit that ever went live here, healthy and smoke-tested."""
+    return {entry.commit for entry in read_history(store) if entry.how != "rollback"}
+
+
+def admin_token(store: Store) -> str:
+    """The environment's kept ``ADMIN_TOKEN`` (made once, private) when none is given.
+
+    Kept with the environment so a rollback from another runner's clone gives the
+    smoke tests the token the running app has.
+    """
+    kept = store.read(ADMIN_TOKEN)
+    if kept:
+        return kept.decode().strip()
+    token = secrets.token_urlsafe(32)
+    store.write(ADMIN_TOKEN, token.encode(), private=True)
+    return token
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
@@ -59,45 +85,3 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
         tmp.write(text)
     Path(tmp.name).chmod(mode)
     Path(tmp.name).replace(path)
-
-
-def admin_token(env_dir: Path) -> str:
-    """The environment's kept ``ADMIN_TOKEN`` (made once, mode 0600) when none is given."""
-    path = env_dir / "admin-token"
-    if path.is_file():
-        return path.read_text().strip()
-    env_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    write_atomic(path, token, mode=0o600)
-    return token
-
-
-@contextmanager
-def deploy_lock(env_dir: Path, *, timeout: float, log: Callable[[str], None]) -> Iterator[None]:
-    """Hold the environment's lock: two deploys to one environment never overlap.
-
-    ``flock`` is released by the kernel when the process dies, so a killed deploy
-    never leaves a stale lock behind.
-    """
-    env_dir.mkdir(parents=True, exist_ok=True)
-    with (env_dir / "deploy.lock").open("a") as handle:
-        deadline = time.monotonic() + timeout
-        waiting = False
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise DeployLocked(
-                        f"another deploy to {env_dir.name} is running (lock {handle.name}); "
-                        "wait for it to finish"
-                    ) from None
-                if not waiting:
-                    log(f"waiting for another deploy to {env_dir.name} to finish")
-                    waiting = True
-                time.sleep(_LOCK_POLL_SECONDS)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

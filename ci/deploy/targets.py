@@ -23,6 +23,7 @@ from ci.deploy.errors import CommandFailed, DeployError
 from ci.deploy.plan import Release, Step, format_command
 from ci.deploy.shell import Shell, tail
 from ci.deploy.state import write_atomic
+from ci.deploy.store import local_environment_dir
 from ci_kit.dburl import mask, render
 
 _STOP_SECONDS = 15.0
@@ -59,6 +60,14 @@ class AppSettings:
         }
 
 
+def install_release(shell: Shell, config: DeployConfig, release: Release, venv: Path) -> Path:
+    """The release's venv: its wheel over exactly the dependency set its lock pinned."""
+    releases = config.releases_dir
+    wheel = manifest.artifact_path(releases, release, release.wheel)
+    lock = manifest.artifact_path(releases, release, release.lock) if release.lock else None
+    return venvs.install(shell, venv, wheel, lock=lock)
+
+
 def migrate_with(shell: Shell, venv: Path, settings: AppSettings, commit: str, cwd: Path) -> None:
     """``alembic upgrade head`` with the release's own migrations, URL in the environment."""
     ini = venvs.site_packages(venv) / "backend_sample" / "alembic.ini"
@@ -66,7 +75,7 @@ def migrate_with(shell: Shell, venv: Path, settings: AppSettings, commit: str, c
         [venv / "bin" / "python", "-m", "alembic", "-c", ini, "upgrade", "head"],
         env={"DATABASE_URL": render(settings.database)},
         cwd=cwd,
-        show=True,
+        step="migrate",
     )
 
 
@@ -106,7 +115,8 @@ class LocalTarget(TargetBase):
         settings: AppSettings | None,
     ) -> None:
         super().__init__(shell, config, env, settings)
-        self.root = config.environment_dir(env.name)
+        # Outside the clone: the app outlives it, and every clone here must find it.
+        self.root = local_environment_dir(config, env.name)
         self.releases = self.root / "releases"
         self.current = self.root / "current"
         self.pid_file = self.root / "app.pid"
@@ -140,9 +150,8 @@ class LocalTarget(TargetBase):
         ]
 
     def prepare(self, release: Release) -> None:
-        wheel = manifest.artifact_path(self.config.releases_dir, release, release.wheel)
         self.releases.mkdir(parents=True, exist_ok=True)
-        venvs.install(self.shell, self.venv(release.commit), wheel)
+        install_release(self.shell, self.config, release, self.venv(release.commit))
 
     def migrate(self, release: Release) -> None:
         migrate_with(
@@ -282,9 +291,8 @@ class CommandTarget(TargetBase):
 
     def prepare(self, release: Release) -> None:
         self.argv(release)  # refuse early: no pushed image, no rollout
-        wheel = manifest.artifact_path(self.config.releases_dir, release, release.wheel)
         self.venv(release.commit).parent.mkdir(parents=True, exist_ok=True)
-        venvs.install(self.shell, self.venv(release.commit), wheel)
+        install_release(self.shell, self.config, release, self.venv(release.commit))
 
     def migrate(self, release: Release) -> None:
         migrate_with(
@@ -295,7 +303,7 @@ class CommandTarget(TargetBase):
         assert release.image is not None
         environ = {**self.settings.environ(release.commit), "IMAGE": release.image.reference}
         try:
-            self.shell.run(self.argv(release), env=environ, show=True)
+            self.shell.run(self.argv(release), env=environ, step="rollout")
         except CommandFailed as error:
             raise DeployError(f"the rollout command failed: {error}") from None
 

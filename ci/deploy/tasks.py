@@ -19,7 +19,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task
 
-from ci.deploy import health, manifest, registry, rollout, state
+from ci.deploy import health, manifest, overrides, registry, rollout, state
 from ci.deploy.build import build_release
 from ci.deploy.config import DEFAULTS, DeployConfig, load_deploy_config
 from ci.deploy.errors import DeployConfigError, DeployError, ReleaseNotBuilt
@@ -27,6 +27,8 @@ from ci.deploy.plan import Release
 from ci.deploy.shell import Shell
 from ci.deploy.smoke import run_smoke_tests
 from ci.deploy.source import resolve_commit
+from ci.deploy.status import StatusRow, render_status
+from ci.deploy.store import Store, store_for
 from ci.deploy.targets import make_target
 
 _COMMIT_HELP = "commit to ship: a SHA, branch or tag (default: HEAD)"
@@ -47,6 +49,8 @@ def load(c: Context) -> tuple[DeployConfig, Shell]:
     invoke was started in. A runtime file (``invoke -f``) may point it elsewhere.
     """
     settings = _plain(c.config.get("deploy", {}))
+    # Invoke casts INVOKE_DEPLOY_* by the type already there ("false" -> True): redo it.
+    settings = overrides.apply(settings, os.environ, shadowed=overrides.above_environment(c.config))
     project = settings.pop("project", None)
     if not project:
         raise DeployConfigError(
@@ -69,9 +73,18 @@ def _dry(c: Context, dry_run: bool) -> bool:
     return bool(dry_run or c.config.get("run", {}).get("dry", False))
 
 
-def _release(shell: Shell, config: DeployConfig, commit: str, *, allow_dirty: bool) -> Release:
-    """The release of ``commit``: built (and pushed, with a repository) if it is not yet."""
-    release = manifest.load(config.releases_dir, commit)
+def _release(
+    shell: Shell, config: DeployConfig, commit: str, store: Store, *, allow_dirty: bool
+) -> Release:
+    """The release of ``commit``: the one its environment keeps, else this clone's build
+    (built, and pushed with a repository, if it is not yet).
+
+    A commit that went to the environment before is never rebuilt: another runner's
+    build is the one that ran there, byte for byte.
+    """
+    release = manifest.fetch(store, config.releases_dir, commit)
+    if release is None:
+        release = manifest.load(config.releases_dir, commit)
     if release is None:
         release = build_release(shell, config, commit, allow_dirty=allow_dirty)
     else:
@@ -120,11 +133,16 @@ def e2e(c: Context, environment: str = "staging", commit: str = "") -> None:
     with _reported():
         config, shell = load(c)
         env = config.environment(environment)
-        sha = commit or state.live_commit(config.environment_dir(env.name))
+        store = store_for(config, env)
+        sha = commit or state.live_commit(store)
         if not sha:
             raise ReleaseNotBuilt(f"nothing is live on {env.name}; pass --commit")
-        release = manifest.require(config.releases_dir, resolve_commit(shell, config.root, sha))
-        target = make_target(shell, config, env, rollout.settings_for(config, env, shell))
+        sha = resolve_commit(shell, config.root, sha)
+        release = manifest.fetch(store, config.releases_dir, sha) or manifest.require(
+            config.releases_dir, sha
+        )
+        settings = rollout.settings_for(config, env, shell, store)
+        target = make_target(shell, config, env, settings)
         target.prepare(release)
         run_smoke_tests(
             shell, target.smoke_venv(release), env.base_url, target.settings.admin_token
@@ -135,24 +153,29 @@ def _deploy(c: Context, name: str, commit: str, dry_run: bool, allow_dirty: bool
     with _reported():
         config, shell = load(c)
         env = config.environment(name)
+        store = store_for(config, env)
+        source = (
+            store_for(config, config.environment(env.promote_from)) if env.promote_from else None
+        )
         ref = commit or "HEAD"
-        if env.promote_from and not commit:
-            ref = state.live_commit(config.environment_dir(env.promote_from)) or ""
+        if source is not None and not commit:
+            ref = state.live_commit(source) or ""
             if not ref:
                 raise ReleaseNotBuilt(f"nothing is live on {env.promote_from}; pass --commit")
         sha = resolve_commit(shell, config.root, ref)
         existing = manifest.load(config.releases_dir, sha)
-        for line in rollout.plan(config, env, sha, existing, shell).lines(shell.masker):
+        for line in rollout.plan(config, env, sha, existing, shell, store).lines(shell.masker):
             print(line)
         if _dry(c, dry_run):
             say("dry run: nothing was changed")
             return
-        if env.promote_from:
-            rollout.check_promotable(config, env, sha)
-            release = manifest.require(config.releases_dir, sha)
+        if source is not None:
+            # Exactly what the source environment ran: its manifest, wheel, lock, digest.
+            rollout.check_promotable(env, sha, source)
+            release = manifest.require_kept(source, config.releases_dir, sha)
         else:
-            release = _release(shell, config, sha, allow_dirty=allow_dirty)
-        outcome = rollout.deploy(shell, config, env, release)
+            release = _release(shell, config, sha, store, allow_dirty=allow_dirty)
+        outcome = rollout.deploy(shell, config, env, release, store)
         print(f"{env.name}: {outcome.base_url} runs {sha}")
 
 
@@ -171,31 +194,42 @@ def rollback(c: Context, environment: str = "staging", dry_run: bool = False) ->
     with _reported():
         config, shell = load(c)
         env = config.environment(environment)
-        history = state.read_history(config.environment_dir(env.name))
+        store = store_for(config, env)
         if _dry(c, dry_run):
-            target = history[-2].commit[:12] if len(history) > 1 else "nothing (no earlier release)"
+            stack = state.live_stack(state.read_history(store))
+            target = stack[-2][:12] if len(stack) > 1 else "nothing (no earlier release)"
             say(f"would roll {env.name} back to {target}")
             return
-        rollout.rollback(shell, config, env)
+        rollout.rollback(shell, config, env, store)
 
 
 def status(c: Context, environment: str = "") -> None:
-    """Show what is live where: commit, health, process, history."""
+    """Show what is live where: a table of commit, health, previous release, state; processes."""
     with _reported():
         config, shell = load(c)
         names = [environment] if environment else sorted(config.environments)
+        rows, processes = [], []
         for name in names:
             env = config.environment(name)
-            history = state.read_history(config.environment_dir(name))
-            live = history[-1].commit if history else None
+            store = store_for(config, env)
+            history = state.read_history(store)
+            stack = state.live_stack(history)
             reply = health.probe(env.base_url)
-            target = make_target(shell, config, env, None)
-            answer = f"healthy on {reply.commit}" if reply.ok else reply.detail
-            print(f"{name}: {env.base_url} ({env.target})")
-            print(f"  live:     {live or 'nothing deployed'}")
-            print(f"  healthz:  {answer}")
-            print(f"  target:   {target.describe()}")
-            print(f"  history:  {' <- '.join(e.commit[:12] for e in reversed(history)) or '-'}")
+            rows.append(
+                StatusRow(
+                    environment=name,
+                    target=env.target,
+                    base_url=env.base_url,
+                    live_commit=stack[-1] if stack else None,
+                    deployed_at=history[-1].deployed_at if history else None,
+                    health=f"healthy on {reply.commit}" if reply.ok else reply.detail,
+                    previous_commit=stack[-2] if len(stack) > 1 else None,
+                    state_location=store.where,
+                )
+            )
+            processes.append(f"{name}: {make_target(shell, config, env, None).describe()}")
+        print(render_status(rows))
+        print("\n".join(processes))
 
 
 def stop(c: Context, environment: str = "staging") -> None:

@@ -3,7 +3,8 @@
 Without a data directory it is a throwaway cluster in a temporary directory, tuned
 for tests (durability off), reachable only through a private Unix socket, stopped and
 deleted when the run ends, by Ctrl-C or SIGTERM too; with one it is kept, and reused
-by the next run.
+by the next run. A kept cluster may be durable instead (``durable=True``): PostgreSQL's
+own defaults, none of the test tuning, for data that must survive a crash or a reboot.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -69,6 +71,12 @@ class EmbeddedPostgres:
 
     ``log`` receives every command run; ``notice`` (default: ``log``) the lines a
     person should see, such as a small ``/dev/shm`` sending the cluster elsewhere.
+
+    ``durable`` (persistent clusters only) keeps PostgreSQL's defaults for ``fsync``,
+    ``synchronous_commit`` and ``full_page_writes`` (all on), applies none of the test
+    tuning, and lets ``initdb`` sync its files: a crash or a power cut loses nothing
+    committed. The medium is the caller's choice: a durable cluster on tmpfs still
+    dies with the machine (see :func:`~ci_kit.postgres.processes.filesystem_type`).
     """
 
     def __init__(
@@ -80,13 +88,17 @@ class EmbeddedPostgres:
         settings: Mapping[str, str] | None = None,
         log: Log | None = None,
         notice: Log | None = None,
+        durable: bool = False,
     ) -> None:
+        if durable and data_dir is None:
+            raise ValueError("a durable cluster needs a data_dir: an ephemeral one is deleted")
         self.binaries = binaries
         self.bin_dir = binaries.bin_dir
         """The binaries actually run: a copy when root's server user cannot reach them."""
         self.persistent_dir = None if data_dir is None else Path(data_dir).absolute()
         self.listen = listen
-        self.settings = {**_TUNING, **(settings or {})}
+        self.durable = durable
+        self.settings = {**({} if durable else _TUNING), **(settings or {})}
         self.directory: Path | None = None
         """The temporary directory (ephemeral) or the data directory (persistent)."""
         self.url: URL | None = None
@@ -163,6 +175,7 @@ class EmbeddedPostgres:
         if url is not None:
             self._log(f"reusing the PostgreSQL server already running from {data_dir}")
             return url
+        self._check_reachable(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         if not (data_dir / "PG_VERSION").exists():
             self._give(data_dir)
@@ -177,7 +190,9 @@ class EmbeddedPostgres:
 
     def _initdb(self, data: Path) -> None:
         initdb: list[str | Path] = [self.bin_dir / "initdb", "-D", data, "--auth=trust"]
-        flags = ["--username=postgres", "--encoding=UTF8", "--locale=C", "--no-sync"]
+        flags = ["--username=postgres", "--encoding=UTF8", "--locale=C"]
+        # Durable: initdb syncs what it wrote, and checksums reveal pages the disk mangled.
+        flags.append("--data-checksums" if self.durable else "--no-sync")
         done = self._exec("initdb", [*initdb, *flags, "--no-instructions"])
         if done.returncode != 0:
             raise self._failed("initdb", _last_line(done.stderr + done.stdout))
@@ -227,6 +242,33 @@ class EmbeddedPostgres:
                 run([*self._ctl(data), "stop", "-m", "fast", "-w"], self._user, self._log)
             halt(data, self._log, signal.SIGQUIT)  # only if pg_ctl did not stop it
         shutil.rmtree(base, ignore_errors=True)
+
+    def _check_reachable(self, data_dir: Path) -> None:
+        """As root, refuse a data directory the server's user cannot get to, saying why.
+
+        Otherwise ``initdb`` or ``pg_ctl`` fails on it with a bare "permission denied".
+        One ``test -x`` as that user answers for every directory above it, ACLs and
+        groups included; the directories are tried one by one only to name the culprit.
+        """
+        if self._user is None or self._can_enter(data_dir.parent):
+            return
+        blocked = next(
+            (path for path in reversed(data_dir.parents) if not self._can_enter(path)),
+            data_dir.parent,
+        )
+        try:
+            mode = f"mode {stat.S_IMODE(blocked.stat().st_mode):o}"
+        except OSError as exc:
+            mode = exc.strerror or "unreadable"
+        raise self._failed(
+            "preparing the data directory",
+            f"the {self._user.pw_name} user, who runs the server for root, cannot enter "
+            f"{blocked} ({mode}); let it through (chmod o+x {shlex.quote(str(blocked))}) "
+            "or keep the data directory elsewhere",
+        )
+
+    def _can_enter(self, directory: Path) -> bool:
+        return self._exec("checking access", ["test", "-x", directory]).returncode == 0
 
     def _ctl(self, data: Path) -> list[str | Path]:
         return [self.bin_dir / "pg_ctl", "-D", data]

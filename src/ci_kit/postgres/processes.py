@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -241,3 +242,40 @@ def halt(data: Path, log: Log, sig: signal.Signals) -> bool:
         if postmaster(data) != pid:
             break
     return True
+
+
+RAM_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
+"""Filesystems in memory: what a cluster keeps there is gone at the next boot."""
+
+_MOUNTS = Path("/proc/self/mounts")
+
+
+def filesystem_type(path: Path, *, mounts: str | None = None) -> str | None:
+    """The type (``ext4``, ``tmpfs``...) of the filesystem ``path`` is or would be on.
+
+    Read off the mount table (``mounts``, default ``/proc/self/mounts``): the mount
+    whose mount point is the longest prefix of the path, links resolved, wins, the
+    last one mounted when several share it. None when there is no mount table.
+    """
+    if mounts is None:
+        try:
+            mounts = _MOUNTS.read_text()
+        except OSError:
+            return None
+    target = Path(path).resolve()
+    best: tuple[int, str] | None = None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = Path(_unescape_mount(fields[1]))
+        if point == target or point in target.parents:
+            depth = len(point.parts)
+            if best is None or depth >= best[0]:
+                best = (depth, fields[2])
+    return None if best is None else best[1]
+
+
+def _unescape_mount(field: str) -> str:
+    r"""The kernel writes a space in a mount point as ``\040``, a backslash as ``\134``."""
+    return re.sub(r"\\([0-7]{3})", lambda octal: chr(int(octal[1], 8)), field)

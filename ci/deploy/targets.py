@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Protocol
 
+import psutil  # type: ignore[import-untyped]
 from sqlalchemy.engine import URL
 
 from ci.deploy import manifest, venvs
@@ -27,7 +26,6 @@ from ci.deploy.store import local_environment_dir
 from ci_kit.dburl import mask, render
 
 _STOP_SECONDS = 15.0
-_POLL_SECONDS = 0.1
 
 
 class Target(Protocol):
@@ -218,18 +216,19 @@ class LocalTarget(TargetBase):
         if not self.pid_file.is_file():
             return None
         pid = int(self.pid_file.read_text().strip() or 0)
-        return pid if pid and _is_uvicorn(pid) else None
+        return pid if pid and _uvicorn(pid) is not None else None
 
     def smoke_venv(self, release: Release) -> Path:
         return self.venv(release.commit)
 
     def stop(self) -> str:
         pid = self.running_pid()
-        if pid is None:
+        process = _uvicorn(pid) if pid else None
+        if pid is None or process is None:
             self.pid_file.unlink(missing_ok=True)
             return f"nothing was running for {self.env.name}"
         self.shell.log(f"stopping uvicorn (pid {pid})")
-        _terminate(pid)
+        _terminate(process)
         if self._process is not None and self._process.pid == pid:
             self._process.wait()
             self._process = None
@@ -336,33 +335,30 @@ def masked_database(settings: AppSettings) -> str:
     return mask(settings.database)
 
 
-def _is_uvicorn(pid: int) -> bool:
-    """Alive (not a zombie) and a uvicorn: a recycled pid is not ours to signal."""
+def _uvicorn(pid: int) -> psutil.Process | None:
+    """The uvicorn at ``pid`` if that pid still is one (not a zombie): a recycled pid,
+    now someone else's process, is never signalled."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    state = stat.rsplit(")", 1)[-1].split()[0]
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        cmdline = process.cmdline()
+    except psutil.Error:
+        return None
     # The command line reads empty for a moment after exec; that is no one else's.
-    return state != "Z" and (not cmdline or b"uvicorn" in cmdline)
+    return process if not cmdline or any("uvicorn" in part for part in cmdline) else None
 
 
-def _terminate(pid: int) -> None:
-    """SIGTERM, wait for the exit with a deadline, SIGKILL if it would not go."""
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + _STOP_SECONDS
-    while _is_uvicorn(pid):
-        _reap(pid)
-        if time.monotonic() >= deadline:
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + _STOP_SECONDS
-        time.sleep(_POLL_SECONDS)
-    _reap(pid)
+def _terminate(process: psutil.Process) -> None:
+    """SIGTERM, wait for the exit with a deadline, SIGKILL if it would not go.
 
-
-def _reap(pid: int) -> None:
-    # Our own child (started by this same deploy) must be waited for, or it lingers
-    # as a zombie; anyone else's child is not ours to wait for.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    psutil's wait reaps the process when it is this deploy's own child, so none is
+    left a zombie, and polls it otherwise.
+    """
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process.terminate()
+        try:
+            process.wait(timeout=_STOP_SECONDS)
+        except psutil.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=_STOP_SECONDS)

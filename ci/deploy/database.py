@@ -120,19 +120,9 @@ def _prepare_directories(config: DeployConfig, log: Log) -> None:
 
 
 def _binaries(config: DeployConfig) -> PgBinaries:
-    """The server binaries the project's ``[tool.ci-kit]`` names, as its test runs find them.
-
-    The same rule as the kit's embedded server: a configured ``pg-bin-dir`` is used
-    or refused, never replaced; ``embedded-binaries`` says system, wheel or either.
-    """
-    from ci_kit.postgres import find_binaries
+    """The server binaries the project's ``[tool.ci-kit]`` names, as its test runs find them."""
+    from ci_kit.lifecycle import configured_binaries
 
     root = find_rootdir(config.root)
     table = read_pyproject_table(root) or {}
-    kit = load_config(root, {**table, "server": "embedded"}, os.environ, {})
-    explicit = kit.pg_bin_dir is not None
-    return find_binaries(
-        kit.pg_bin_dir,
-        search=not explicit and kit.embedded_binaries != "wheel",
-        allow_wheel=not explicit and kit.embedded_binaries != "system",
-    )
+    return configured_binaries(load_config(root, {**table, "server": "embedded"}, os.environ, {}))

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from ci.deploy.errors import ArtifactMismatch, ReleaseNotBuilt
 from ci.deploy.plan import Artifact, Release
-from ci.deploy.state import write_atomic
-from ci.deploy.store import Store
+from ci.deploy.store import Store, write_atomic
 
 
 def manifest_path(releases_dir: Path, commit: str) -> Path:

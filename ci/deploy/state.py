@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import secrets
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from ci.deploy.store import Store
 
@@ -77,11 +75,3 @@ def admin_token(store: Store) -> str:
     token = secrets.token_urlsafe(32)
     store.write(ADMIN_TOKEN, token.encode(), private=True)
     return token
-
-
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Replace ``path`` in one step: readers see the old content or the new."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(text)
-    Path(tmp.name).chmod(mode)
-    Path(tmp.name).replace(path)

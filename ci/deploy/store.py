@@ -22,8 +22,8 @@ moment never leaves a stale lock behind.
 from __future__ import annotations
 
 import contextlib
-import os
 import shlex
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,13 +66,7 @@ class DirectoryStore:
     def write(self, name: str, data: bytes, *, private: bool = False) -> None:
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-        if not private:
-            temporary.chmod(0o644)
-        temporary.replace(path)
+        write_atomic(path, data, mode=0o600 if private else 0o644)
 
     @contextmanager
     def locked(self, *, timeout: float, log: Log) -> Iterator[None]:
@@ -157,6 +151,18 @@ class SshStore:
         finally:
             channel.shutdown_write()
             channel.close()
+
+
+def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` in one step: readers see the old content or the new.
+
+    The temporary file is private until it has its final mode, so a secret is
+    never readable by others, not even for a moment.
+    """
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        tmp.write(data.encode() if isinstance(data, str) else data)
+    Path(tmp.name).chmod(mode)
+    Path(tmp.name).replace(path)
 
 
 def _locked_message(where: str, timeout: float) -> str:

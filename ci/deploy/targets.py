@@ -21,8 +21,7 @@ from ci.deploy.config import DeployConfig, EnvironmentConfig
 from ci.deploy.errors import CommandFailed, DeployError
 from ci.deploy.plan import Release, Step, format_command
 from ci.deploy.shell import Shell, tail
-from ci.deploy.state import write_atomic
-from ci.deploy.store import local_environment_dir
+from ci.deploy.store import local_environment_dir, write_atomic
 from ci_kit.dburl import mask, render
 
 _STOP_SECONDS = 15.0

@@ -38,7 +38,7 @@ from ci_kit.provision import Admin, Mark
 from ci_kit.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
 
 if TYPE_CHECKING:
-    from ci_kit.postgres import EmbeddedPostgres
+    from ci_kit.postgres import EmbeddedPostgres, PgBinaries
 
 Log = Callable[[str], None]
 
@@ -267,22 +267,31 @@ def _start_server(
     external = config.external_server()
     if external is not None:
         return None, external, "external"
-    from ci_kit.postgres import EmbeddedPostgres, find_binaries
+    from ci_kit.postgres import EmbeddedPostgres
 
-    # A configured directory is used or refused, never silently replaced by another.
-    explicit = config.pg_bin_dir is not None
-    source = config.embedded_binaries
-    binaries = find_binaries(
-        config.pg_bin_dir,
-        search=not explicit and source != "wheel",
-        allow_wheel=not explicit and source != "system",
-    )
+    binaries = configured_binaries(config)
     log(f"starting embedded PostgreSQL {binaries.version} from {binaries.origin}")
     data_dir = reuse_data_dir(config.root, log=log) if config.reuse else None
     embedded = EmbeddedPostgres(binaries, data_dir=data_dir, log=echo, notice=log)
     url = embedded.start()
     kind = "embedded, kept for reuse" if config.reuse else "embedded"
     return embedded, url, f"{kind}, {binaries.origin}"
+
+
+def configured_binaries(config: KitConfig) -> PgBinaries:
+    """The server binaries the configuration names: ``pg-bin-dir``, else by ``embedded-binaries``.
+
+    A configured directory is used or refused, never silently replaced by another.
+    """
+    from ci_kit.postgres import find_binaries
+
+    explicit = config.pg_bin_dir is not None
+    source = config.embedded_binaries
+    return find_binaries(
+        config.pg_bin_dir,
+        search=not explicit and source != "wheel",
+        allow_wheel=not explicit and source != "system",
+    )
 
 
 def start_embedded(config: KitConfig, *, log: Log) -> URL:

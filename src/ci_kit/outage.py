@@ -65,13 +65,18 @@ def tolerated(server_url: URL) -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        if not (is_connection_loss(error) and server_is_gone(server_url)):
+        if not server_lost(error, server_url):
             raise
+
+
+def server_lost(error: BaseException, server_url: URL) -> bool:
+    """Did ``error`` come from the server going away (a lost connection, then no new one)?"""
+    return is_connection_loss(error) and server_is_gone(server_url)
 
 
 def lost_server_line(error: BaseException, server_url: URL) -> str | None:
     """The run's one line when ``error`` means the server went away, else None."""
-    if not is_connection_loss(error) or not server_is_gone(server_url):
+    if not server_lost(error, server_url):
         return None
     where = f"{server_url.host or 'the local socket'}:{server_url.port or 5432}"
     return (

@@ -2,6 +2,7 @@
 
 ``python -m benchmarks`` (or ``nox -s bench``) runs every measurement (quick by
 default, ``--full`` for all sizes and repetitions), prints a table and writes
-``docs/benchmarks/`` (results.json, results.md, chart.png). Nothing here runs in
-the test suites, and no test asserts a wall-clock time.
+``docs/benchmarks/`` (results.json, results.md, chart.png). The kit's tests check
+the benchmarks' own logic (``tests/test_bench_*.py``: the seed's way, the
+breakdown, the report); no test asserts a wall-clock time.
 """

@@ -70,9 +70,24 @@ class Ratio:
     name: str
     value: float
     meaning: str
+    rounds: list[float] = field(default_factory=list)
+    """The per-round ratios a paired ratio is the median of."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value, "meaning": self.meaning}
+        found = {"name": self.name, "value": self.value, "meaning": self.meaning}
+        return found | ({"rounds": self.rounds} if self.rounds else {})
+
+
+@dataclass
+class Table:
+    """Rows a section reports beyond samples and ratios: where a run's time went."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"title": self.title, "columns": self.columns, "rows": self.rows}
 
 
 @dataclass
@@ -84,6 +99,11 @@ class Section:
     measurements: list[Measurement] = field(default_factory=list)
     ratios: list[Ratio] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    load: dict[str, Any] = field(default_factory=dict)
+    """The machine's load before the section (:mod:`benchmarks.quiet`)."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Raw data beyond samples and ratios, for readers and the chart: breakdowns."""
 
     def get(self, variant: str) -> Measurement:
         return next(m for m in self.measurements if m.variant == variant)
@@ -95,12 +115,27 @@ class Section:
         self.ratios.append(added)
         return added
 
+    def paired_ratio(self, name: str, numerator: str, denominator: str, meaning: str) -> Ratio:
+        """Add and return the median of the per-round ratios of two variants.
+
+        Sample ``i`` of each variant was taken in the same round, minutes apart at
+        most, so a drift in the machine's speed hits both sides of each ratio.
+        """
+        pairs = zip(self.get(numerator).samples, self.get(denominator).samples, strict=True)
+        ratios = [top / bottom for top, bottom in pairs]
+        added = Ratio(name, statistics.median(ratios), meaning, ratios)
+        self.ratios.append(added)
+        return added
+
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
             "title": self.title,
+            "load": self.load,
             "measurements": [m.to_json() for m in self.measurements],
             "ratios": [r.to_json() for r in self.ratios],
+            "tables": [t.to_json() for t in self.tables],
+            "details": self.details,
             "notes": self.notes,
         }
 
@@ -116,6 +151,8 @@ class Context:
     full: bool
     server_url: URL
     """One embedded server shared by the in-process and same-server comparisons."""
+    server_pid: int
+    """Its postmaster, whose CPU a run on it is charged with."""
     log: Log
     python: str = sys.executable
 
@@ -123,12 +160,19 @@ class Context:
         return full if self.full else quick
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment of a measured run: no inherited kit settings, benchmarks importable."""
+        """The environment of a measured run: no inherited kit settings, benchmarks importable.
+
+        Bytecode goes to a private cache (never into the repository): an installed
+        environment has its ``.pyc`` files, and without them every process would
+        compile the kit and rewrite the tests' asserts from source: ~2 s per xdist
+        worker on the sample suite, measured instead of what is compared.
+        """
         environ = {k: v for k, v in os.environ.items() if not k.startswith("CI_KIT_")}
+        environ.pop("PYTHONDONTWRITEBYTECODE", None)
         environ["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(self.root), environ.get("PYTHONPATH")])
         )
-        environ["PYTHONDONTWRITEBYTECODE"] = "1"
+        environ["PYTHONPYCACHEPREFIX"] = str(self.work / "pycache")
         return {**environ, **(extra or {})}
 
 

@@ -87,7 +87,7 @@ class Timing:
 def run(ctx: Context) -> Section:
     section = Section("plugin-cost", "pytest plugin cost per process: inert vs enabled")
     project = _write_project(ctx.work / "plugin-cost")
-    env = _env(ctx)
+    env = ctx.env()
     url = render(ctx.server_url.set(database="bench_plugin_test"))
     others = _other_plugins()
     pytest = ("-m", "pytest", "-q", *(arg for name in others for arg in ("-p", f"no:{name}")))
@@ -165,18 +165,6 @@ def _write_project(directory: Path) -> Path:
     )
     (tests / "test_trivial.py").write_text(_TEST)
     return directory
-
-
-def _env(ctx: Context) -> dict[str, str]:
-    """The measured runs' environment, with bytecode written to and read from a private cache.
-
-    An installed environment has its ``.pyc`` files; the benchmarks' default
-    ``PYTHONDONTWRITEBYTECODE`` would make every process compile the kit (and pytest
-    rewrite its asserts) from source, and that would be measured instead of the import.
-    """
-    env = ctx.env({"PYTHONPYCACHEPREFIX": str(ctx.work / "plugin-cost-pycache")})
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
 
 
 def _timed(

@@ -11,17 +11,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HEADLINES = {
-    "sample-suite": "serial / -n 2",
-    "inspired": "inspired / kit",
-    "preparation": "migrate / clone @ 200 revisions",
-    "isolation": "fresh / rollback",
-    "warm": "cold / warm (whole run)",
-    "pytest-postgresql": "pytest-postgresql (tuned) / kit",
-    "scaling": "speed-up at 600 tests, 2 workers",
-    "plugin-cost": "inert: kit installed / -p no:ci_kit (whole run)",
+HEADLINES: dict[str, tuple[str, ...]] = {
+    "sample-suite": (
+        "seed's way / kit (-n 2)",
+        "seed's way / kit (serial)",
+        "parallel efficiency at -n 2",
+    ),
+    "preparation": ("migrate / clone @ 200 revisions",),
+    "isolation": ("fresh / rollback",),
+    "warm": ("cold / warm (whole run)",),
+    "pytest-postgresql": ("pytest-postgresql (tuned) / kit",),
+    "scaling": ("speed-up at 600 tests, 2 workers",),
+    "plugin-cost": ("inert: kit installed / -p no:ci_kit (whole run)",),
 }
-"""The ratio each section is quoted by; a missing one falls back to the section's first."""
+"""The ratios each section is quoted by; none found falls back to the section's first."""
 
 
 def write(directory: Path, results: dict[str, Any]) -> None:
@@ -31,17 +34,38 @@ def write(directory: Path, results: dict[str, Any]) -> None:
     chart(results, directory / "chart.png")
 
 
-def headlines(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """One ratio per section: (section title, ratio)."""
+def headlines(results: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The ratios each section is quoted by: (section, ratio), in the sections' order."""
     chosen = []
     for section in results["sections"]:
         ratios = section["ratios"]
-        if not ratios:
-            continue
-        wanted = HEADLINES.get(section["key"], "")
-        match = next((r for r in ratios if r["name"].startswith(wanted)), ratios[0])
-        chosen.append((section["title"], match))
+        wanted = HEADLINES.get(section["key"], ())
+        matches = [r for name in wanted for r in ratios if r["name"].startswith(name)]
+        chosen += [(section, r) for r in matches or ratios[:1]]
     return chosen
+
+
+def named_ratios(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The headline ratios by name, each with its section and the machine's state then."""
+    return {
+        ratio["name"]: {
+            "value": ratio["value"],
+            "section": section["key"],
+            "quiet": section.get("load", {}).get("quiet"),
+        }
+        for section, ratio in headlines(results)
+    }
+
+
+def merged(
+    directory: Path, measured: list[dict[str, Any]], order: list[str]
+) -> list[dict[str, Any]]:
+    """``measured`` sections, with the others kept from the results already written there."""
+    previous = directory / "results.json"
+    kept = json.loads(previous.read_text())["sections"] if previous.is_file() else []
+    by_key = {section["key"]: section for section in kept}
+    by_key.update((section["key"], section) for section in measured)
+    return sorted(by_key.values(), key=lambda s: order.index(s["key"]) if s["key"] in order else 99)
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -55,17 +79,22 @@ def markdown(results: dict[str, Any]) -> str:
         f"commit {machine['commit']}; load average before/after "
         f"{machine['load_average'][0]:.2f}/{machine.get('load_average_after', [0])[0]:.2f}.",
         "",
-        "Medians of repeated runs, all taken in this one run; spread is min-max.",
+        "Medians of repeated runs; spread is min-max. A paired ratio is the median of the "
+        "ratios of runs taken in the same round. Before each section the runner waits for a "
+        "quiet machine (bounded); a section measured on a busy one is marked (under load), "
+        "and its notes give the load, date and commit it was measured at.",
         "",
-        *_load_warning(machine),
         "## Headlines",
         "",
         "| measurement | ratio | value |",
         "| --- | --- | ---: |",
     ]
-    lines += [f"| {title} | {r['name']} | {r['value']:.2f}x |" for title, r in headlines(results)]
+    lines += [
+        f"| {section['title']}{_loaded(section)} | {r['name']} | {r['value']:.2f}x |"
+        for section, r in headlines(results)
+    ]
     for section in results["sections"]:
-        lines += ["", f"## {section['title']}", ""]
+        lines += ["", f"## {section['title']}{_loaded(section)}", ""]
         lines += [f"- {note}" for note in section["notes"]]
         if section["measurements"]:
             lines += ["", "| variant | median | min - max | runs |", "| --- | ---: | ---: | ---: |"]
@@ -76,29 +105,30 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{_num(m['min'])} - {_num(m['max'])} | {len(m['samples'])} |"
                 )
         if section["ratios"]:
-            lines += ["", "| ratio | value | meaning |", "| --- | ---: | --- |"]
+            lines += ["", "| ratio | value | rounds | meaning |", "| --- | ---: | --- | --- |"]
             lines += [
-                f"| {r['name']} | {r['value']:.2f}x | {r['meaning']} |" for r in section["ratios"]
+                f"| {r['name']} | {r['value']:.2f}x | {_rounds(r)} | {r['meaning']} |"
+                for r in section["ratios"]
             ]
+        for table in section.get("tables", []):
+            lines += ["", f"**{table['title']}**", ""]
+            lines += ["| " + " | ".join(table["columns"]) + " |"]
+            lines += ["| " + " | ".join(["---"] * len(table["columns"])) + " |"]
+            lines += ["| " + " | ".join(map(_cell, row)) + " |" for row in table["rows"]]
     return "\n".join(lines) + "\n"
 
 
-def _load_warning(machine: dict[str, Any]) -> list[str]:
-    """Other work on the machine starves parallel runs first: say so next to the figures.
+def _loaded(section: dict[str, Any]) -> str:
+    """A figure taken on a busy machine says so wherever it is quoted."""
+    return " (under load)" if section.get("load", {}).get("quiet") is False else ""
 
-    Only the load before the run counts: the benchmarks' own parallel runs load
-    every core, so the load after them says nothing about other work.
-    """
-    load = machine["load_average"][0]
-    if load <= machine["cores"] / 2:
-        return []
-    return [
-        f"**The machine was busy before the run (load average {load:.2f} on "
-        f"{machine['cores']} cores): parallel runs compete for the cores first, so the "
-        "parallel figures understate the speed-up. Re-run on a quiet machine before "
-        "quoting them.**",
-        "",
-    ]
+
+def _rounds(ratio: dict[str, Any]) -> str:
+    return " / ".join(f"{value:.2f}" for value in ratio.get("rounds", [])) or "medians"
+
+
+def _cell(value: Any) -> str:
+    return _num(value) if isinstance(value, float) else str(value)
 
 
 def _num(value: float) -> str:
@@ -113,10 +143,16 @@ def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sections = [s for s in results["sections"] if s["measurements"]]
+    panels = [(s, False) for s in sections]
+    panels[1:1] = [(s, True) for s in sections if s.get("details", {}).get("breakdowns")]
     columns = 2
-    rows = max(1, (len(sections) + columns - 1) // columns)
+    rows = max(1, (len(panels) + columns - 1) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(13, 3.6 * rows), squeeze=False)
-    for axis, section in zip(axes.flat, sections, strict=False):
+    for axis, (section, breakdowns) in zip(axes.flat, panels, strict=False):
+        if breakdowns:
+            _where_time_goes(axis, section["details"]["breakdowns"])
+            axis.set_title("Where the time goes: s of wall time (sample suite)", fontsize=10)
+            continue
         if section["key"] == "preparation":
             _growth(axis, section, "revisions", ("clone", "migrate"))
         elif section["key"] == "scaling":
@@ -126,7 +162,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         else:
             _bars(axis, section)
         axis.set_title(section["title"], fontsize=10)
-    for axis in list(axes.flat)[len(sections) :]:
+    for axis in list(axes.flat)[len(panels) :]:
         axis.set_visible(False)
     machine = results["machine"]
     figure.suptitle(
@@ -144,6 +180,7 @@ def _bars(
 ) -> None:
     """Bars of the section's measurements but ``skip``'s: parts of a run, shown in its table."""
     shown = [m for m in section["measurements"] if not m["variant"].startswith(skip)]
+    shown = [m for m in shown if m["unit"] == shown[0]["unit"]]  # one axis, one unit
     labels = [_wrap(m["variant"]) for m in shown]
     medians = [m["median"] for m in shown]
     whiskers = [
@@ -157,6 +194,40 @@ def _bars(
     for y, m in enumerate(shown):  # right of the whisker, so the two never overlap
         axis.text(m["max"], y, f"  {_num(m['median'])}", va="center", fontsize=8)
     axis.margins(x=0.12)
+
+
+def _where_time_goes(axis: Any, breakdowns: dict[str, dict[str, Any]]) -> None:
+    """One stacked bar per run: the top-level rows of its breakdown, which add up to its wall."""
+    names = list(breakdowns)
+    parts: list[str] = []
+    for breakdown in breakdowns.values():  # each part after the one it follows in its run
+        order = [row["name"] for row in _wall_rows(breakdown)]
+        for position, name in enumerate(order):
+            if name not in parts:
+                parts.insert(parts.index(order[position - 1]) + 1 if position else 0, name)
+    colours = _colours(len(parts))
+    left = [0.0] * len(names)
+    for part, colour in zip(parts, colours, strict=True):
+        widths = [
+            next((r["seconds"] for r in _wall_rows(b) if r["name"] == part), 0.0)
+            for b in breakdowns.values()
+        ]
+        axis.barh([_wrap(n) for n in names], widths, left=left, label=part, color=colour)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    axis.invert_yaxis()
+    axis.tick_params(axis="y", labelsize=8)
+    axis.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+
+
+def _wall_rows(breakdown: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in breakdown["rows"] if r["section"] == "wall" and r["level"] == 0]
+
+
+def _colours(count: int) -> list[Any]:
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10"]
+    return [palette(index % 10) for index in range(count)]
 
 
 def _growth(axis: Any, section: dict[str, Any], key: str, kinds: tuple[str, ...]) -> None:

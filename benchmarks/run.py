@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import (
-    inspired,
     isolation,
     plugin_cost,
     preparation,
+    quiet,
     report,
     sample_suite,
     scaling,
@@ -32,12 +32,12 @@ from benchmarks import (
     warm,
 )
 from benchmarks.common import BenchmarkFailed, Context, Section
+from benchmarks.server_cpu import data_directory, postmaster_pid
 from ci_kit.postgres import EmbeddedPostgres, find_binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS: dict[str, Callable[[Context], Section]] = {
     "sample-suite": sample_suite.run,
-    "inspired": inspired.run,
     "preparation": preparation.run,
     "isolation": isolation.run,
     "warm": warm.run,
@@ -48,7 +48,10 @@ BENCHMARKS: dict[str, Callable[[Context], Section]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = _parser().parse_args(argv)
+    parser = _parser()
+    options = parser.parse_args(argv)
+    if options.keep_others and not options.only:
+        parser.error("--keep-others keeps the sections --only does not re-measure: give --only")
     selected = options.only or list(BENCHMARKS)
     missing = [name for name in ("matplotlib", "pytest_postgresql") if not find_spec(name)]
     if missing:  # before minutes of measuring, not after
@@ -57,33 +60,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     binaries = find_binaries()
     machine = _machine(binaries.version)
-    if machine["load_average"][0] > 0.5:
-        _log(f"warning: load average {machine['load_average'][0]:.2f}: figures will be noisy")
     sections: list[Section] = []
     with tempfile.TemporaryDirectory(prefix="ci-kit-bench-") as temporary:
         work = Path(temporary)
         work.chmod(0o755)  # pytest-postgresql's server runs as postgres and must get through
         with EmbeddedPostgres(binaries) as server:
             assert server.url is not None
-            context = Context(ROOT, work, options.full, server.url, _log)
+            pid = postmaster_pid(data_directory(server))
+            context = Context(ROOT, work, options.full, server.url, pid, _log)
             for key in selected:
                 _log(f"== {key}")
+                load = quiet.wait_for_quiet(options.max_wait, _log)
+                measured_at = _now()
                 began = time.perf_counter()
                 try:
                     section = BENCHMARKS[key](context)
                 except BenchmarkFailed as error:
                     section = Section(key, key, notes=[f"FAILED: {error}"])
                     _log(f"{key} failed: {error}")
+                section.load = {**load.to_json(), "date": measured_at, "commit": machine["commit"]}
+                section.notes[:0] = [f"{load.describe()}; measured {measured_at}"]
                 section.notes.append(f"took {time.perf_counter() - began:.0f} s")
                 sections.append(section)
     machine["load_average_after"] = list(os.getloadavg())
+    measured = [section.to_json() for section in sections]
+    if options.keep_others:
+        measured = report.merged(options.out, measured, order=list(BENCHMARKS))
     results: dict[str, Any] = {
         "mode": "full" if options.full else "quick",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "date": _now(),
         "seconds": time.perf_counter() - started,
         "machine": machine,
-        "sections": [section.to_json() for section in sections],
+        "sections": measured,
     }
+    results["headlines"] = report.named_ratios(results)
     report.write(options.out, results)
     print(report.markdown(results))
     _log(f"wrote {options.out}/results.json, results.md, chart.png")
@@ -99,9 +109,27 @@ def _parser() -> argparse.ArgumentParser:
         "--only", action="append", choices=list(BENCHMARKS), help="run only this (repeatable)"
     )
     parser.add_argument(
+        "--keep-others",
+        action="store_true",
+        help="with --only: keep the other sections of the existing results.json "
+        "(each section carries its own date, commit and load)",
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="how long to wait for a quiet machine before each section (default 180); "
+        "figures taken under load are marked so",
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "docs" / "benchmarks", help="output directory"
     )
     return parser
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def _machine(postgres: str) -> dict[str, Any]:
@@ -121,13 +149,9 @@ def _machine(postgres: str) -> dict[str, Any]:
         memory = f"{kib / 1024 / 1024:.1f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    commit = _git("rev-parse", "--short", "HEAD")
+    if commit and _git("status", "--porcelain", "--untracked-files=no"):
+        commit += " with uncommitted changes"
     return {
         "cores": os.cpu_count(),
         "cpu": cpu,
@@ -138,6 +162,12 @@ def _machine(postgres: str) -> dict[str, Any]:
         "commit": commit or "unknown",
         "load_average": list(os.getloadavg()),
     }
+
+
+def _git(*args: str) -> str:
+    """What ``git`` prints in the repository, or nothing where there is no git."""
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip()
 
 
 def _log(message: str) -> None:

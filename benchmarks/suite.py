@@ -16,7 +16,7 @@ from typing import Literal
 
 from sqlalchemy import Column, DateTime, Index, Integer, MetaData, Numeric, String, Table, func
 
-Flavour = Literal["kit", "inspired", "pytest-postgresql"]
+Flavour = Literal["kit", "pytest-postgresql"]
 TABLES = 8
 """The first revisions create the tables; the rest add columns and indexes to them."""
 
@@ -186,10 +186,6 @@ def sql(db_connection):
         result = db_connection.exec_driver_sql(statement, params)
         return result.fetchall() if result.returns_rows else []
     return run
-''',
-    "inspired": '''\
-"""The inspiring team's way: the plugin in benchmarks.inspired_plugin."""
-pytest_plugins = ["benchmarks.inspired_plugin"]
 ''',
     "pytest-postgresql": '''\
 """pytest-postgresql's way: its process fixture loads the schema into a template

@@ -330,6 +330,64 @@ class TestExternalServer:
         assert len(names) == 1
         assert names.pop().startswith(f"{base_name}_tpl_")
 
+    @pytest.mark.parametrize("enabled", [True, False], ids=["enabled", "inert"])
+    def test_a_project_without_xdist_runs(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+        enabled: bool,
+    ) -> None:
+        """The kit implements one of xdist's hooks: without xdist it must stay optional."""
+        if enabled:
+            write_project(pytester, base_name, count=1)
+            external_env(monkeypatch, server_url, base_name)
+        else:
+            pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+        result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:randomly")
+        result.assert_outcomes(passed=2 if enabled else 1)
+
+    @pytest.mark.parametrize(
+        ("args", "who", "process_phases"),
+        [
+            ((), "the run's", {"prepare", "server", "template"}),
+            (("-n", "2"), "the slowest worker's", set()),
+        ],
+        ids=["serial", "xdist"],
+    )
+    def test_the_kits_share_of_a_start_is_timed_and_said(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+        args: tuple[str, ...],
+        who: str,
+        process_phases: set[str],
+    ) -> None:
+        write_project(pytester, base_name, count=1)
+        external_env(monkeypatch, server_url, base_name)
+        phases_log = pytester.path / "phases.jsonl"
+        pytester.makepyfile(
+            test_phases=f"""
+            import json
+            from ci_kit.plugin import phase_seconds
+
+            def test_records_its_process_phases(request, db_engine):
+                with open({str(phases_log)!r}, "a") as log:
+                    log.write(json.dumps(phase_seconds(request.config)) + "\\n")
+            """
+        )
+        result = pytester.runpytest_subprocess(*args, "-p", "no:randomly")
+        result.assert_outcomes(passed=3)
+        result.stdout.fnmatch_lines(
+            [f"ci-kit: 3 tests*; kit's share of {who} start * ms (import *, clone *, engine *)"]
+        )
+        (phases,) = [json.loads(line) for line in phases_log.read_text().splitlines()]
+        assert set(phases) == {"libraries", "import", "clone", "engine"} | process_phases
+        assert all(seconds > 0 for seconds in phases.values())
+
     def test_an_unchanged_schema_is_reused_and_a_changed_one_replaced(
         self,
         pytester: pytest.Pytester,

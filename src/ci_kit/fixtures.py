@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 import pytest
 
 from ci_kit.config import ISOLATIONS, Isolation
+from ci_kit.phases import phase
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
@@ -49,11 +50,12 @@ def db_url(request: pytest.FixtureRequest) -> URL:
 
 
 @pytest.fixture(scope="session")
-def db_engine(db_url: URL) -> Iterator[Engine]:
+def db_engine(request: pytest.FixtureRequest, db_url: URL) -> Iterator[Engine]:
     """An engine on this process's test database, disposed at the end of the session."""
     from sqlalchemy import create_engine
 
-    engine = create_engine(db_url)
+    with phase(request.config.stash, "engine"):
+        engine = create_engine(db_url)
     yield engine
     engine.dispose()
 

@@ -66,23 +66,33 @@ def fresh(databases: WorkerDatabases) -> Iterator[Connection]:
 
 
 def _truncatable_tables(stash: pytest.Stash, connection: Connection) -> list[str]:
-    """Quoted names of the tables that are empty in the template, found once per process.
+    """The tables :func:`empty_tables` finds, found once per process.
 
     Found before the first truncate test changes anything, when the worker's
     database still equals the template: rollback tests leave no trace.
     """
     if _TRUNCATABLE_KEY not in stash:
-        rows = connection.execute(
-            text(
-                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
-                "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') "
-                "AND tablename <> 'alembic_version' ORDER BY 1"
-            )
-        ).scalars()
-        stash[_TRUNCATABLE_KEY] = [
-            name
-            for name in rows
-            if connection.execute(text(f"SELECT NOT EXISTS (SELECT FROM {name})")).scalar()
-        ]
-        connection.rollback()
+        stash[_TRUNCATABLE_KEY] = empty_tables(connection)
     return stash[_TRUNCATABLE_KEY]
+
+
+def empty_tables(connection: Connection) -> list[str]:
+    """Quoted names of the database's empty tables but ``alembic_version``.
+
+    On a database fresh from its schema, these are what a truncation empties:
+    rows the migrations seeded (currencies, roles) stay.
+    """
+    rows = connection.execute(
+        text(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') "
+            "AND tablename <> 'alembic_version' ORDER BY 1"
+        )
+    ).scalars()
+    empty = [
+        name
+        for name in list(rows)
+        if connection.execute(text(f"SELECT NOT EXISTS (SELECT FROM {name})")).scalar()
+    ]
+    connection.rollback()
+    return empty

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +105,8 @@ class RunReport:
     template_built: bool
     template_seconds: float
     swept: tuple[str, ...]
+    server_seconds: float = 0.0
+    """Finding or starting the server: an embedded one's ``initdb`` and start."""
 
     def summary(self) -> str:
         """One line for the end of a run."""
@@ -167,7 +169,9 @@ def prepare_run(
     """
     check_test_name(config.base_name, allow_any_name=config.allow_any_name)
     source = parse_schema_source(config.schema, config.root)
+    started = time.perf_counter()
     embedded, server_url, server_text = _start_server(config, log=log, echo=echo or log)
+    server_seconds = time.perf_counter() - started
     try:
         admin = Admin(server_url)
     except BaseException:
@@ -176,6 +180,7 @@ def prepare_run(
         raise
     try:
         run = _prepare(config, source, admin, embedded, server_text, log=log)
+        run.report = replace(run.report, server_seconds=server_seconds)
         _rehearse(admin, run.plan, workers)
         return run
     except BaseException:

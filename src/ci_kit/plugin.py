@@ -43,12 +43,21 @@ from ci_kit.fixtures import (
     db_session,
     db_url,
 )
+from ci_kit.phases import (
+    WORKER_OUTPUT_KEY,
+    import_libraries,
+    keep_worker_phases,
+    phase,
+    phase_seconds,
+    start_up_summary,
+)
+from ci_kit.phases import record as record_phase
 from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
 
 if TYPE_CHECKING:
     from ci_kit.lifecycle import RunPlan, RunReport
 
-__all__ = ["db_connection", "db_engine", "db_session", "db_url"]
+__all__ = ["db_connection", "db_engine", "db_session", "db_url", "phase_seconds"]
 
 _PLAN_ENV = "CI_KIT_RUN_PLAN"
 _CONFIG_KEY = pytest.StashKey[KitConfig]()
@@ -68,7 +77,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     config = early_config
     config.stash[_STARTED_KEY] = time.perf_counter()
     try:
-        handed_over = _plan_from_controller(os.environ)
+        handed_over = _plan_from_controller(config, os.environ)
         if handed_over is not None:
             _open_worker_databases(config, *handed_over)
             return
@@ -88,7 +97,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # xdist's hook: xdist may be absent
 def pytest_testnodedown(node: Any, error: object | None) -> None:
     """A worker that could not open its database ends the run, once.
 
@@ -98,6 +107,7 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
     xdist hands over; stopping here, before xdist's own reporter prints the
     traceback and before it clones the worker, makes it the run's one line.
     """
+    keep_worker_phases(node.config, node.gateway.id, getattr(node, "workeroutput", {}))
     line = _worker_error_line(error)
     if line is not None:
         pytest.exit(line, returncode=pytest.ExitCode.USAGE_ERROR)
@@ -121,6 +131,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 report.longrepr = line
                 item.session.shouldfail = line
     return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker hands its phases to the controller, for the run's closing line."""
+    output = getattr(session.config, "workeroutput", None)
+    phases = phase_seconds(session.config)
+    if output is not None and phases:
+        output[WORKER_OUTPUT_KEY] = phases
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -152,9 +170,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     workers = config.getoption("numprocesses", None) if config.getoption("tx", None) else None
     where = f"{workers} workers" if workers else "1 process"
     seconds = time.perf_counter() - config.stash.get(_STARTED_KEY, time.perf_counter())
+    start_up = start_up_summary(config)
     terminalreporter.write_line(
         f"ci-kit: {tests} tests ({detail or 'none run'}) on {where} in {seconds:.1f} s; "
-        f"{report.summary()}"
+        f"{report.summary()}" + (f"; {start_up}" if start_up else "")
     )
 
 
@@ -183,7 +202,9 @@ def _set_for_the_run(config: pytest.Config, name: str, value: str) -> None:
     config.add_cleanup(restore.close)
 
 
-def _plan_from_controller(environ: Mapping[str, str]) -> tuple[RunPlan, str] | None:
+def _plan_from_controller(
+    config: pytest.Config, environ: Mapping[str, str]
+) -> tuple[RunPlan, str] | None:
     """This worker's plan and id, when this process is an xdist worker of a kit run."""
     raw = environ.get(_PLAN_ENV)
     worker_id = environ.get("PYTEST_XDIST_WORKER")
@@ -193,7 +214,9 @@ def _plan_from_controller(environ: Mapping[str, str]) -> tuple[RunPlan, str] | N
     if wire["controller"] != os.getppid():
         return None
     del os.environ[_PLAN_ENV]  # the password goes no further than this worker
-    from ci_kit.lifecycle import RunPlan
+    import_libraries(config.stash)
+    with phase(config.stash, "import"):
+        from ci_kit.lifecycle import RunPlan
 
     return RunPlan.from_wire(wire["plan"]), worker_id
 
@@ -210,7 +233,9 @@ def _wanted(config: pytest.Config, table: Mapping[str, object] | None) -> bool:
 
 
 def _prepare_run(config: pytest.Config, kit: KitConfig, *, workers: int) -> RunPlan:
-    from ci_kit.lifecycle import prepare_run
+    import_libraries(config.stash)
+    with phase(config.stash, "import"):
+        from ci_kit.lifecycle import prepare_run
 
     log = _early_log(config)
     verbose = (_option(config, "verbose", 0) or 0) > 0
@@ -221,9 +246,15 @@ def _prepare_run(config: pytest.Config, kit: KitConfig, *, workers: int) -> RunP
 
     # What the preparation prints (an env.py's own logging, with alembic-logging =
     # "env") is the run's output, not start-up noise for pytest's capture to drop.
-    with _capture_suspended(config), _project_modules_forgotten(config.rootpath):
+    with (
+        phase(config.stash, "prepare"),
+        _capture_suspended(config),
+        _project_modules_forgotten(config.rootpath),
+    ):
         run = prepare_run(kit, log=log, echo=echo, workers=workers)
     config.stash[_REPORT_KEY] = run.report
+    record_phase(config.stash, "server", run.report.server_seconds)
+    record_phase(config.stash, "template", run.report.template_seconds)
 
     def close() -> None:
         dropped = run.close()
@@ -307,8 +338,14 @@ def _open_databases(config: pytest.Config, plan: RunPlan, worker_id: str | None)
     from ci_kit.lifecycle import WorkerDatabases
 
     databases = WorkerDatabases(plan, worker_id)
-    config.add_cleanup(databases.close)
-    databases.create()
+
+    def close() -> None:
+        with phase(config.stash, "close"):
+            databases.close()
+
+    config.add_cleanup(close)
+    with phase(config.stash, "clone"):
+        databases.create()
     config.stash[DATABASES_KEY] = databases
     if plan.url_env:
         _point_url_env(config, plan, databases.name)

@@ -409,7 +409,7 @@ class Breakdown:
                 Row(
                     f"{worker.id} clean-up",
                     worker.cleanup,
-                    "its unconfigure and the kit's drop of its database",
+                    "its unconfigure and config clean-ups, the kit's close among them",
                     2,
                 ),
             ]

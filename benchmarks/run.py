@@ -32,8 +32,8 @@ from benchmarks import (
     warm,
 )
 from benchmarks.common import BenchmarkFailed, Context, Section
-from benchmarks.server_cpu import data_directory, postmaster_pid
-from ci_kit.postgres import EmbeddedPostgres, find_binaries
+from benchmarks.server_cpu import data_directory
+from ci_kit.postgres import EmbeddedPostgres, find_binaries, postmaster
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS: dict[str, Callable[[Context], Section]] = {
@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         work.chmod(0o755)  # pytest-postgresql's server runs as postgres and must get through
         with EmbeddedPostgres(binaries) as server:
             assert server.url is not None
-            pid = postmaster_pid(data_directory(server))
+            pid = postmaster(data_directory(server))
+            assert pid is not None
             context = Context(ROOT, work, options.full, server.url, pid, _log)
             for key in selected:
                 _log(f"== {key}")

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from benchmarks import seed_way
-from benchmarks.breakdown import Breakdown, account, load_records
+from benchmarks.breakdown import Breakdown, account, efficiency, load_records
 from benchmarks.common import Context, Measurement, Ratio, Section, Table, timed_run
 from benchmarks.probe import POSTMASTER_PID_ENV, PROBE_DIR_ENV
 from benchmarks.server_cpu import machine_cpu_seconds
@@ -195,19 +195,25 @@ def _ratios(section: Section, runs: dict[str, Runs]) -> None:
         "seed's way truncating / kit (-n 2)", TRUNCATE_PARALLEL, parallel, "the same, -n 2"
     )
     for dist in DISTS:
-        speedup = section.paired_ratio(
+        section.paired_ratio(
             f"serial / -n 2 --dist {dist}",
             KIT_SERIAL,
             kit_parallel(dist),
             f"the kit's speed-up with 2 workers, --dist {dist} (limit: 2x)",
         )
         suffix = "" if dist == RECOMMENDED_DIST else f", --dist {dist}"
+        rounds = [
+            efficiency(serial, parallel_wall, WORKERS)
+            for serial, parallel_wall in zip(
+                runs[KIT_SERIAL].walls, runs[kit_parallel(dist)].walls, strict=True
+            )
+        ]
         section.ratios.append(
             Ratio(
                 f"parallel efficiency at -n 2{suffix}",
-                speedup.value / WORKERS,
+                statistics.median(rounds),
                 "speed-up / workers (1.0 is perfect)",
-                [value / WORKERS for value in speedup.rounds],
+                rounds,
             )
         )
     ceilings = [

@@ -8,27 +8,23 @@ that has exited, since the postmaster reaps them, and the live ones (each test
 process's connection, the checkpointer, the autovacuum launcher...) are its children
 in ``/proc``. Sampled before and after a run, the difference is the run's server CPU.
 
-Linux only, like the rest of the benchmarks' ``/proc`` reading. Stdlib only: the
-probe imports this module in every pytest process of a measured run.
+Linux only, like the rest of the benchmarks' ``/proc`` reading. Where the kit's
+clusters and postmasters are is the kit's to say (:mod:`ci_kit.postgres`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ci_kit.postgres import cluster_directories, postmaster
+
 if TYPE_CHECKING:
     from ci_kit.postgres import EmbeddedPostgres
-
-CLUSTER_PREFIX = "ci-kit-pg-"
-"""The kit's temporary clusters are ``<root>/ci-kit-pg-*/data`` (``ci_kit.postgres.PREFIX``),
-with an ``owner.json`` naming the process that started them."""
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -95,17 +91,6 @@ def boot_time() -> float:
 def process_start(pid: int | str = "self") -> float:
     """When the OS started process ``pid``, as a ``time.time()`` value (10 ms resolution)."""
     return boot_time() + read_stat(pid).starttime
-
-
-def postmaster_pid(data_directory: Path) -> int:
-    """The pid in line 1 of the data directory's ``postmaster.pid``.
-
-    Raises OSError when the server is not running (no file) and ValueError when
-    the file is not a pid file. Whether the process still lives is not checked:
-    :func:`server_cpu_seconds` fails on a dead one.
-    """
-    first = (Path(data_directory) / "postmaster.pid").read_text().split("\n", 1)[0]
-    return int(first.strip())
 
 
 def data_directory(server: EmbeddedPostgres) -> Path:
@@ -177,32 +162,20 @@ def machine_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / _TICKS
 
 
-def owned_cluster_data_dirs(owner_pid: int) -> list[Path]:
-    """The data directories of the kit's temporary clusters started by process ``owner_pid``.
+def owned_postmaster(owner_pid: int) -> int | None:
+    """The live postmaster of the temporary cluster process ``owner_pid`` started, or None.
 
     The kit writes ``owner.json`` (``{"pid": ...}``) into each temporary cluster it
-    starts, in ``/dev/shm`` or the temp dir. A serial pytest process or an xdist
-    controller that prepared a run with an embedded server owns exactly one.
+    starts; a serial pytest process or an xdist controller that prepared a run with
+    an embedded server owns exactly one.
     """
-    roots = dict.fromkeys([Path("/dev/shm"), Path(tempfile.gettempdir()), Path("/tmp")])  # noqa: S108
-    found: list[Path] = []
-    for root in roots:
-        with contextlib.suppress(OSError):
-            for base in root.glob(f"{CLUSTER_PREFIX}*"):
-                try:
-                    owner = json.loads((base / "owner.json").read_text())
-                except (OSError, ValueError):
-                    continue
-                if isinstance(owner, dict) and owner.get("pid") == owner_pid:
-                    found.append(base / "data")
-    return found
-
-
-def owned_postmaster(owner_pid: int) -> int | None:
-    """The postmaster pid of the running temporary cluster ``owner_pid`` started, or None."""
-    for data in owned_cluster_data_dirs(owner_pid):
-        with contextlib.suppress(OSError, ValueError):
-            pid = postmaster_pid(data)
-            read_stat(pid)  # alive
-            return pid
+    for base in cluster_directories():
+        try:
+            owner = json.loads((base / "owner.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(owner, dict) and owner.get("pid") == owner_pid:
+            pid = postmaster(base / "data")
+            if pid is not None:
+                return pid
     return None

@@ -33,13 +33,12 @@ from benchmarks.server_cpu import (
     data_directory,
     machine_cpu_seconds,
     owned_postmaster,
-    postmaster_pid,
     process_start,
     read_stat,
     server_cpu_seconds,
 )
 from ci_kit.errors import PostgresNotFound
-from ci_kit.postgres import EmbeddedPostgres, find_binaries
+from ci_kit.postgres import EmbeddedPostgres, find_binaries, postmaster
 from ci_kit.provision import connect_kwargs
 from tests.conftest import environ_without_kit
 
@@ -388,7 +387,8 @@ def server() -> Iterator[EmbeddedPostgres]:
 
 def test_server_cpu_grows_with_work(server: EmbeddedPostgres) -> None:
     assert server.url is not None
-    pid = postmaster_pid(data_directory(server))
+    pid = postmaster(data_directory(server))
+    assert pid is not None
     assert owned_postmaster(os.getpid()) == pid  # the cluster this process started
     assert process_start(pid) <= time.time()
     assert read_stat(pid).pid == pid

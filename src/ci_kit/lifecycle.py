@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,8 +179,7 @@ def prepare_run(
             embedded.stop()
         raise
     try:
-        run = _prepare(config, source, admin, embedded, server_text, log=log)
-        run.report = replace(run.report, server_seconds=server_seconds)
+        run = _prepare(config, source, admin, embedded, server_text, server_seconds, log=log)
         _rehearse(admin, run.plan, workers)
         return run
     except BaseException:
@@ -196,6 +195,7 @@ def _prepare(
     admin: Admin,
     embedded: EmbeddedPostgres | None,
     server_text: str,
+    server_seconds: float,
     *,
     log: Log,
 ) -> PreparedRun:
@@ -244,6 +244,7 @@ def _prepare(
         template_built=built,
         template_seconds=time.perf_counter() - started,
         swept=tuple(swept),
+        server_seconds=server_seconds,
     )
     return PreparedRun(plan, report, admin, embedded)
 

@@ -79,7 +79,7 @@ def sweep_orphans(*, log: Log | None = None) -> list[Path]:
     """
     say = log or quiet
     swept: list[Path] = []
-    for base in sorted(path for root in _roots() for path in root.glob(f"{PREFIX}*")):
+    for base in cluster_directories():
         if not _provably_ours(base):
             continue
         try:
@@ -156,6 +156,11 @@ def kept_cluster_dir(name: str, *, log: Log | None = None) -> Path:
         if (root / name).exists():
             return root / name
     return cluster_root(log=log) / name
+
+
+def cluster_directories() -> list[Path]:
+    """Every temporary cluster directory of the kit's on this machine, anyone's run's."""
+    return sorted(path for root in _roots() for path in root.glob(f"{PREFIX}*"))
 
 
 def _roots() -> list[Path]:

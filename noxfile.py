@@ -45,9 +45,14 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def kit(session: nox.Session) -> None:
-    """The kit's own tests: pure units, real servers, pytester runs serial and -n 2/-n 4."""
-    _install(session, "test", "deploy", sample=True)
-    session.run(*sessions.kit_command(session.posargs))
+    """The kit's own tests, every tier, on xdist; coverage of src/ci_kit (95 %) and ci/."""
+    _run_kit(session, sessions.KitRun())
+
+
+@nox.session(name="kit-fast", default=False)
+def kit_fast(session: nox.Session) -> None:
+    """The kit's tests less the slow tier, on xdist: what to run before pushing."""
+    _run_kit(session, sessions.KitRun(fast=True))
 
 
 @nox.session(tags=["sample"])
@@ -118,6 +123,14 @@ def _install(session: nox.Session, *groups: str, sample: bool = False) -> None:
             *nox.project.dependency_groups(SAMPLE_PYPROJECT, "test"),
         ]
     session.install(*sessions.KIT, *requirements)
+
+
+def _run_kit(session: nox.Session, run: sessions.KitRun) -> None:
+    _install(session, "test", "deploy", sample=True)
+    env = run.env(str(Path.cwd()))
+    session.run(*run.command(session.posargs), env=env)
+    for report in run.reports():
+        session.run(*report, env=env)
 
 
 def _run_suite(session: nox.Session, run: sessions.SuiteRun) -> None:

@@ -27,9 +27,25 @@ SAMPLE = "backend_sample"
 SAMPLE_SUITE = f"{SAMPLE}/tests"
 SAMPLE_PYPROJECT = f"{SAMPLE}/pyproject.toml"
 KIT_SUITE = "tests"
+KIT_COVERAGE_FILE = ".coverage.kit"
+LIBRARY = "src/ci_kit"
+AUTOMATION = "ci"
 DURATIONS_FILE = f"{SAMPLE}/.test_durations"
 LINTED = ("src", "ci", "tests", SAMPLE, "examples", "benchmarks", "noxfile.py", "tasks.py")
 WORKFLOWS = ".github/workflows"
+
+SAMPLE_COVERAGE_CONFIG = SAMPLE_PYPROJECT
+"""The sample's coverage settings live with the sample; the root's are the kit's own."""
+
+WRITE_BYTECODE: dict[str, str | None] = {"PYTHONDONTWRITEBYTECODE": None}
+"""Removes ``PYTHONDONTWRITEBYTECODE`` from a session's commands.
+
+These runs start many Python processes (xdist workers, pytester's subprocess runs),
+and a runner that sets the variable (many CI images do) makes each one compile
+SQLAlchemy, Alembic and pytest again from source, since nox's uv venvs ship no
+bytecode: measured here, ``tests/test_cli.py`` with ``test_adoption.py`` took 52 s
+with it set and 24 s without.
+"""
 
 KIT = ("-e", ".[embedded]")
 """The kit itself, editable, with the embedded-server extra its tests exercise."""
@@ -49,6 +65,7 @@ class SuiteRun:
     def command(self, posargs: Sequence[str] = ()) -> list[str]:
         """``python -m ci_kit pytest ...``: pytest with the kit on, coverage of the sample."""
         args = ["python", "-m", "ci_kit", "pytest", SAMPLE_SUITE, "--cov", "--cov-report=term"]
+        args.append(f"--cov-config={SAMPLE_COVERAGE_CONFIG}")
         if self.parallel:
             args += ["-n", "auto", "--dist", "loadfile"]
         if self.shard is not None:
@@ -74,15 +91,17 @@ class SuiteRun:
             "no:randomly",
         ]
 
-    def env(self, session_name: str) -> dict[str, str]:
+    def env(self, session_name: str) -> dict[str, str | None]:
         """Which binaries an embedded server uses; a coverage data file per session.
 
         Each session (and shard) keeps its own ``.coverage.<name>``, which a
         coverage session combines by name, so a stale file is never counted.
+        Bytecode caches are written (``WRITE_BYTECODE``).
         """
         return {
             "CI_KIT_EMBEDDED_BINARIES": self.binaries,
             "COVERAGE_FILE": coverage_file(session_name),
+            **WRITE_BYTECODE,
         }
 
 
@@ -113,9 +132,47 @@ def durations_command(posargs: Sequence[str] = ()) -> list[str]:
     ]
 
 
-def kit_command(posargs: Sequence[str] = ()) -> list[str]:
-    """The kit's own tests run without its plugin: their inner runs load it themselves."""
-    return ["python", "-m", "pytest", KIT_SUITE, "-p", "no:ci_kit", *posargs]
+@dataclass(frozen=True)
+class KitRun:
+    """One run of the kit's own tests under xdist: every tier, or the fast one alone.
+
+    The whole suite measures coverage: the library's (``src/ci_kit``, floor
+    ``COVERAGE_FLOOR``) and the automation's (``ci/``, a figure of its own), in every
+    process the tests start, by coverage's subprocess patch (``pyproject.toml``).
+    The fast tier (``-m "not slow"``) is what a contributor runs before pushing: no
+    deploys, wheel builds, real signals or whole-suite runs, and no coverage.
+    ``--dist loadgroup`` keeps tests marked ``xdist_group`` on one worker.
+    """
+
+    fast: bool = False
+
+    def command(self, posargs: Sequence[str] = ()) -> list[str]:
+        """pytest without the kit's own plugin: the inner runs load it themselves."""
+        args = ["python", "-m", "pytest", KIT_SUITE, "-p", "no:ci_kit"]
+        args += ["-n", "auto", "--dist", "loadgroup"]
+        args += ["-m", "not slow"] if self.fast else ["--cov", "--cov-report="]
+        return [*args, *posargs]
+
+    def env(self, root: str) -> dict[str, str | None]:
+        """The coverage data file, absolute (the tests' subprocesses run elsewhere),
+        and bytecode caches written (``WRITE_BYTECODE``)."""
+        return {"COVERAGE_FILE": f"{root}/{KIT_COVERAGE_FILE}", **WRITE_BYTECODE}
+
+    def reports(self) -> list[list[str]]:
+        """After a whole run: ``ci/``'s figure, then the library's, held to the floor."""
+        if self.fast:
+            return []
+        data = ["--data-file", KIT_COVERAGE_FILE]
+        return [
+            ["coverage", "report", *data, f"--include={AUTOMATION}/*"],
+            [
+                "coverage",
+                "report",
+                *data,
+                f"--include={LIBRARY}/*",
+                f"--fail-under={COVERAGE_FLOOR}",
+            ],
+        ]
 
 
 def coverage_commands(sessions: Sequence[str]) -> list[list[str]]:
@@ -126,9 +183,10 @@ def coverage_commands(sessions: Sequence[str]) -> list[list[str]]:
     a second look; coverage fails if one is missing.
     """
     files = [coverage_file(name) for name in sessions]
+    config = f"--rcfile={SAMPLE_COVERAGE_CONFIG}"
     return [
-        ["coverage", "combine", "--keep", *files],
-        ["coverage", "report", f"--fail-under={COVERAGE_FLOOR}"],
-        ["coverage", "html"],
-        ["coverage", "xml"],
+        ["coverage", "combine", config, "--keep", *files],
+        ["coverage", "report", config, f"--fail-under={COVERAGE_FLOOR}"],
+        ["coverage", "html", config],
+        ["coverage", "xml", config],
     ]

@@ -8,9 +8,11 @@ one are skipped locally and fail in CI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -27,7 +29,10 @@ import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401  (see below)
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
-from ci_kit.dburl import DRIVERNAME, mask, parse_database_url, redact, with_database
+from ci_kit import provision
+from ci_kit.dburl import DRIVERNAME, mask, parse_database_url, redact, render, with_database
+from ci_kit.lifecycle import reuse_data_dir
+from ci_kit.postgres import running_url
 from ci_kit.provision import Admin, connect_kwargs
 from tests.deploy_helpers import (
     BASE,
@@ -81,16 +86,48 @@ def base_name(server_url: URL) -> Iterator[str]:
     """A base test database name unique to this test; whatever it left is dropped."""
     base = f"kit_{uuid.uuid4().hex[:8]}_test"
     yield base
-    with psycopg.connect(**connect_kwargs(server_url), autocommit=True) as conn:
-        names = conn.execute(
-            "SELECT datname, datconnlimit = -2 FROM pg_database WHERE datname LIKE %s",
-            (base + "%",),
-        ).fetchall()
-        for name, invalid in names:
-            ident = sql.Identifier(name)
-            if not invalid:  # an invalid database takes DROP only; ALTER is FATAL
-                conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(ident))
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
+    for name in database_names(server_url, base):
+        drop_leftover(server_url, name)
+
+
+def drop_leftover(url: URL, name: str) -> None:
+    """Drop a database a test left, whatever state a concurrent sweep puts it in meanwhile.
+
+    Under xdist another test's run may be sweeping it at this very moment (its run
+    is over): it may turn invalid (a DROP under way) or vanish between the listing
+    and these statements. A template must stop being one before it can be dropped;
+    an invalid database takes DROP only, and a refused ALTER ends the session, hence
+    a connection of its own.
+    """
+    ident = sql.Identifier(name)
+    with (
+        psycopg.connect(**connect_kwargs(url), autocommit=True) as conn,
+        contextlib.suppress(psycopg.Error),
+    ):
+        conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(ident))
+    with psycopg.connect(**connect_kwargs(url), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+
+
+@pytest.fixture
+def run_id(server_url: URL) -> Iterator[str]:
+    """This test's own run: a unique id whose run lock a connection holds, as a live run's
+    does, so that a concurrent test's sweep never takes its databases for a crashed run's.
+
+    Every database a test marks as the kit's on the shared server belongs to such a
+    run; a mark naming a run nobody holds is a crashed run's, for any sweep to take.
+    """
+    run = f"run{uuid.uuid4().hex[:8]}"
+    holder = Admin(server_url)
+    holder.lock(provision.run_lock(run))
+    yield run
+    holder.close()
+
+
+@pytest.fixture
+def dead_run_id() -> str:
+    """A crashed run: a unique id whose run lock nobody holds."""
+    return f"dead{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
@@ -110,6 +147,61 @@ def admin(server_url: URL) -> Iterator[Admin]:
 def environ_without_kit() -> dict[str, str]:
     """This process's environment less the kit's settings: an inner run configures its own."""
     return {key: value for key, value in os.environ.items() if not key.startswith("CI_KIT_")}
+
+
+def run_kit(cwd: Path, *args: str, url: URL | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m ci_kit ARGS`` in ``cwd``, configured by nothing but ``url``, if given."""
+    env = environ_without_kit()
+    if url is not None:
+        env["CI_KIT_DATABASE_URL"] = render(url)
+    return subprocess.run(
+        [sys.executable, "-m", "ci_kit", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def private_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A project whose kept embedded server is running: a server of this module's own.
+
+    For tests whose verdict a concurrent test could change on the shared server: a
+    sweep or ``clean`` takes every crashed run's databases server-wide, so under
+    xdist another test's run could take the leftovers a test expects its own next
+    run to drop, and the shared server's checkpointer is everyone's.
+    """
+    root = tmp_path_factory.mktemp("private_project")
+    started = run_kit(root, "server")
+    assert started.returncode == 0, started.stderr
+    yield root
+    run_kit(root, "server", "--stop")
+    data_dir = reuse_data_dir(root)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    (data_dir.parent / f".{data_dir.name}.lock").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def private_url(private_project: Path) -> URL:
+    """The maintenance URL of ``private_project``'s server (its superuser, a socket)."""
+    url = running_url(reuse_data_dir(private_project))
+    assert url is not None
+    return url
+
+
+def as_superuser(statement: str) -> None:
+    """Run ``statement`` as the local server's superuser (root on a Debian machine)."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root and the local server's postgres user")
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1", "-c", statement],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def database_names(url: URL, prefix: str) -> set[str]:

@@ -55,7 +55,9 @@ def environment(port: int, **extra: Any) -> dict[str, Any]:
         "host": "127.0.0.1",
         "port": port,
         "base_url": f"http://127.0.0.1:{port}",
-        "health_timeout": 30,
+        # Ample for a healthy start on a loaded machine; a broken release the target
+        # cannot see die (the command target) waits all of it before rolling back.
+        "health_timeout": 15,
         **extra,
     }
 

@@ -331,3 +331,23 @@ def test_a_test_never_runs_on_a_database_without_the_runs_mark(
     assert "does not carry this run's ci-kit mark" in result.stdout
     # Unmarked now, so the kit must leave it for the test's own clean-up.
     assert database_names(server_url, base_name) >= {base_name}
+
+
+@pytest.mark.parametrize(
+    "previous",
+    ["postgresql://dev:hunter2@db:five/app_dev", "hunter2"],
+    ids=["port-not-a-number", "no-url-at-all"],
+)
+def test_a_previous_value_that_is_not_a_url_is_named_but_never_shown(
+    pytester: pytest.Pytester, server_url: URL, base_name: str, previous: str
+) -> None:
+    pytester.makefile(
+        ".toml",
+        pyproject=f'[tool.ci-kit]\nbase-name = "{base_name}"\nurl-env = "DATABASE_URL"\n',
+    )
+    pytester.makepyfile(test_one="def test_one(db_url):\n    pass\n")
+    result = run(pytester, server_url.set(database=base_name), DATABASE_URL=previous)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "ci-kit: DATABASE_URL was a value that is not a URL before this run" in output
+    assert "hunter2" not in output

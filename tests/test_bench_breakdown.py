@@ -328,6 +328,7 @@ def sample_run(tmp_path: Path) -> tuple[list[ProcessRecord], float, float, float
     return load_records(probe_dir), started, wall, cpu
 
 
+@pytest.mark.slow
 def test_a_parallel_sample_run_is_recorded_and_accounted(
     sample_run: tuple[list[ProcessRecord], float, float, float],
 ) -> None:

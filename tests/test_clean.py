@@ -9,9 +9,7 @@ would vanish under it. Only the failing connection goes to the shared server.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,45 +20,14 @@ from sqlalchemy.engine import URL
 from ci_kit import provision
 from ci_kit.dburl import render, secret_forms
 from ci_kit.lifecycle import reuse_data_dir
-from ci_kit.postgres import running_url
 from ci_kit.provision import Admin, Mark
-from tests.conftest import TEST_PASSWORD, create_unmarked, database_names, environ_without_kit
-
-
-def run_kit(cwd: Path, *args: str, url: URL | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m ci_kit ARGS`` in ``cwd``, configured by nothing but ``url``, if given."""
-    env = environ_without_kit()
-    if url is not None:
-        env["CI_KIT_DATABASE_URL"] = render(url)
-    return subprocess.run(
-        [sys.executable, "-m", "ci_kit", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+from tests.conftest import TEST_PASSWORD, create_unmarked, database_names, run_kit
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A project whose kept embedded server is running: the server the tests clean."""
-    root = tmp_path_factory.mktemp("clean_project")
-    started = run_kit(root, "server")
-    assert started.returncode == 0, started.stderr
-    yield root
-    run_kit(root, "server", "--stop")
-    data_dir = reuse_data_dir(root)
-    shutil.rmtree(data_dir, ignore_errors=True)
-    (data_dir.parent / f".{data_dir.name}.lock").unlink(missing_ok=True)
-
-
-@pytest.fixture
-def private_url(project: Path) -> URL:
-    url = running_url(reuse_data_dir(project))
-    assert url is not None
-    return url
+def project(private_project: Path) -> Path:
+    """The project whose kept server the tests clean."""
+    return private_project
 
 
 @pytest.fixture
@@ -124,6 +91,40 @@ def test_a_dry_run_lists_what_would_go_and_drops_nothing(
     assert not any(line.startswith("dropped") for line in lines)
     assert lines[-1].startswith("would drop ")
     assert database_names(private_url, base) == {worker, fresh, template}
+
+
+def test_a_second_clean_finds_nothing_to_clean(
+    project: Path, private_admin: Admin, base: str
+) -> None:
+    ended_run_leftovers(private_admin, base)
+    clean(project)
+    assert clean(project).stdout == (
+        "nothing to clean: no database with the kit's mark on the kept embedded server in "
+        f"{reuse_data_dir(project)}\n"
+    )
+
+
+def test_a_database_a_live_run_takes_over_while_clean_runs_is_kept(
+    private_admin: Admin, private_url: URL, base: str
+) -> None:
+    """Clean judges what it listed at its start; a live run may re-clone a name since."""
+    ended = f"ended{uuid.uuid4().hex[:6]}"
+    first, taken = f"{base}_a_gw0", f"{base}_b_gw0"
+    for name in (first, taken):
+        private_admin.create(name, Mark("worker", ended, base))
+    live_run, live = Admin(private_url), f"live{uuid.uuid4().hex[:6]}"
+    try:
+        live_run.lock(provision.run_lock(live))
+        verdicts: dict[str, str | None] = {}
+        for verdict in provision.clean(private_admin):
+            if not verdicts:  # the first one judged: ``taken`` comes after it
+                live_run.set_mark(taken, Mark("worker", live, base))
+            verdicts[verdict.name] = verdict.kept
+        assert verdicts[first] is None
+        assert verdicts[taken] == "taken over by a live run meanwhile"
+        assert database_names(private_url, base) == {taken}
+    finally:
+        live_run.close()
 
 
 def test_unmarked_databases_with_the_kits_names_are_neither_listed_nor_dropped(

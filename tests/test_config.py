@@ -117,6 +117,8 @@ def test_flags_read_booleans_from_every_source() -> None:
         ({"database-settings": "UTC"}, {}, "database-settings must be a table"),
         ({"url-env": "A=B"}, {}, "url-env must be an environment variable's name"),
         ({"url-env": ""}, {}, "url-env must be an environment variable's name, such as"),
+        ({"maintenance-db": ""}, {}, "maintenance-db must be a non-empty string"),
+        ({"maintenance-db": 5432}, {}, "maintenance-db must be a non-empty string"),
     ],
 )
 def test_invalid_values_are_refused_in_one_line(
@@ -163,6 +165,13 @@ def test_pyproject_table_is_read_only_when_present(tmp_path: Path) -> None:
     assert read_pyproject_table(tmp_path) is None
     (tmp_path / "pyproject.toml").write_text("[tool.ci-kit]\nbase-name = 'app_test'\n")
     assert read_pyproject_table(tmp_path) == {"base-name": "app_test"}
+
+
+def test_a_ci_kit_key_that_is_not_a_table_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool]\nci-kit = 'on'\n")
+    with pytest.raises(ConfigurationError) as caught:
+        read_pyproject_table(tmp_path)
+    assert str(caught.value) == f"[tool.ci-kit] in {tmp_path / 'pyproject.toml'} must be a table"
 
 
 def test_malformed_pyproject_is_one_line(tmp_path: Path) -> None:

@@ -80,6 +80,7 @@ def test_the_filesystem_of_a_path_is_its_longest_mount_points() -> None:
     assert filesystem_type(Path("/mnt/my disk/pg"), mounts=MOUNTS) == "ext4"
     assert filesystem_type(Path("/run/pg"), mounts=MOUNTS) == "ramfs"  # mounted last, on top
     assert filesystem_type(Path("/anything"), mounts="") is None
+    assert filesystem_type(Path("/run/pg"), mounts="not-a-mount\n" + MOUNTS) == "ramfs"
 
 
 def test_resolve_starts_a_durable_cluster_on_disk_and_reuses_it(state_root: Path) -> None:

@@ -37,6 +37,7 @@ from tests.deploy_helpers import (
 pytestmark = pytest.mark.skipif(bool(registry_unavailable()), reason=str(registry_unavailable()))
 
 
+@pytest.mark.slow
 def test_build_push_and_roll_out_by_digest(
     tmp_path: Path, registry: Registry, podman_args: list[str], deploy_database: URL
 ) -> None:

@@ -46,6 +46,9 @@ from tests.deploy_helpers import (
     write_yaml,
 )
 
+# Real deploys from fresh clones, three targets: the slow tier.
+pytestmark = pytest.mark.slow
+
 Runner = Callable[[], Deployer]
 
 

@@ -28,6 +28,7 @@ from tests.deploy_helpers import (
 )
 
 
+@pytest.mark.slow
 def test_ssh_target_deploys_the_release_layout_remotely(
     tmp_path: Path, sshd: Sshd, deploy_database: URL
 ) -> None:

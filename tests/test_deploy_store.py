@@ -117,6 +117,7 @@ with store.locked(timeout=5, log=print):
 """
 
 
+@pytest.mark.slow
 def test_a_host_store_over_ssh_locks_across_runners_and_a_killed_holder_frees_it(
     tmp_path: Path, sshd: Sshd
 ) -> None:

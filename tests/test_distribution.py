@@ -20,6 +20,9 @@ from sqlalchemy.engine import URL
 from ci_kit.dburl import render
 from tests.conftest import TEST_PASSWORD, environ_without_kit
 
+# A wheel built and installed into fresh venvs: the slow tier.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 FOREIGN_CONFTEST = """

@@ -16,6 +16,9 @@ from sqlalchemy.engine import URL
 from ci_kit.dburl import render, with_database
 from tests.conftest import TEST_PASSWORD, connect_to, create_unmarked, environ_without_kit
 
+# The examples' whole suites, each in its own project: the slow tier.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

@@ -24,6 +24,13 @@ def wrapped(error: BaseException) -> AssertionError:
             return outer
 
 
+def causes_in_a_circle() -> ValueError:
+    """Two errors each the other's cause: an application can build that by hand."""
+    first, second = ValueError("first"), ValueError("second")
+    first.__cause__, second.__cause__ = second, first
+    return first
+
+
 @pytest.mark.parametrize(
     ("error", "lost"),
     [
@@ -34,8 +41,18 @@ def wrapped(error: BaseException) -> AssertionError:
         (psycopg.errors.UniqueViolation("duplicate key"), False),
         (AssertionError("assert 1 == 2"), False),
         (wrapped(ValueError("bad invoice")), False),
+        (causes_in_a_circle(), False),
     ],
-    ids=["driver", "admin-shutdown", "sqlalchemy", "wrapped", "sql-error", "assert", "other"],
+    ids=[
+        "driver",
+        "admin-shutdown",
+        "sqlalchemy",
+        "wrapped",
+        "sql-error",
+        "assert",
+        "other",
+        "causes-in-a-circle",
+    ],
 )
 def test_connection_losses_are_told_from_other_failures(error: BaseException, lost: bool) -> None:
     assert is_connection_loss(error) is lost
@@ -58,3 +75,10 @@ def test_an_unreachable_server_is_named_without_its_password(server_url: URL) ->
     assert line is not None
     assert line.startswith("ci-kit: the PostgreSQL server at 127.0.0.1:1 went away during the run")
     assert TEST_PASSWORD not in line
+
+
+def test_a_server_that_answers_but_refuses_the_role_has_not_gone_away(server_url: URL) -> None:
+    """Only a server nobody can reach is gone: a refusal is an answer."""
+    refused = server_url.set(password="wrong" + TEST_PASSWORD)
+    error = psycopg.OperationalError("server closed the connection unexpectedly")
+    assert lost_server_line(error, refused) is None

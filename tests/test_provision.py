@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -26,6 +27,7 @@ from ci_kit.errors import (
 from ci_kit.provision import Admin, Mark
 from tests.conftest import (
     TEST_PASSWORD,
+    as_superuser,
     connect_to,
     create_unmarked,
     database_names,
@@ -34,25 +36,31 @@ from tests.conftest import (
 )
 
 
+def ours(swept: list[str], base: str) -> list[str]:
+    """What a sweep took of this test's databases.
+
+    A sweep is server-wide, and under xdist other tests leave crashed runs' databases
+    too (on purpose); and their sweeps, or their inner runs', may take this test's
+    crashed run first. So tests judge a sweep by their own base's names and by what
+    is left on the server.
+    """
+    return sorted(name for name in swept if name.startswith(base))
+
+
 @pytest.fixture
-def other_run(server_url: URL) -> Iterator[Admin]:
+def other_run_id() -> str:
+    """The id of ``other_run``: its own per test, as run locks are server-wide and a
+    concurrent test's other run must not keep this one's alive."""
+    return f"other{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def other_run(server_url: URL, other_run_id: str) -> Iterator[Admin]:
     """A second, live run: its own connection holding its run lock."""
     other = Admin(server_url)
-    other.lock(provision.run_lock("otherrun"))
+    other.lock(provision.run_lock(other_run_id))
     yield other
     other.close()
-
-
-def as_superuser(statement: str) -> None:
-    """Run ``statement`` as the local server's superuser (root on a Debian machine)."""
-    if os.geteuid() != 0 or shutil.which("runuser") is None:
-        pytest.skip("needs root and the local server's postgres user")
-    subprocess.run(
-        ["runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1", "-c", statement],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
 
 
 def make_table(url: URL, database: str) -> None:
@@ -80,12 +88,15 @@ def test_marks_round_trip_and_ignore_foreign_comments() -> None:
     assert Mark.from_comment("ci-kit {not json", "app_test") is None
 
 
-def test_a_leftover_a_person_renamed_to_keep_is_theirs(admin: Admin, base_name: str) -> None:
-    admin.create(f"{base_name}_gw0", Mark("worker", "deadrun", base_name))
+def test_a_leftover_a_person_renamed_to_keep_is_theirs(
+    admin: Admin, base_name: str, run_id: str, dead_run_id: str
+) -> None:
+    admin.create(f"{base_name}_gw0", Mark("worker", dead_run_id, base_name))
     kept = f"{base_name}_kept"
     with connect_to(admin.server_url, "postgres") as conn:
         conn.execute(f'ALTER DATABASE "{base_name}_gw0" RENAME TO "{kept}"')
-    assert provision.sweep(admin, run_id="mine", base=f"{base_name}_x", keep_template="") == []
+    swept = provision.sweep(admin, run_id=run_id, base=f"{base_name}_x", keep_template="")
+    assert ours(swept, base_name) == []
     assert kept not in {verdict.name for verdict in provision.clean(admin, dry_run=True)}
     with pytest.raises(ForeignDatabase):
         admin.drop(kept, allowed=lambda mark: True)
@@ -155,12 +166,14 @@ def test_an_unsealed_template_from_a_crashed_build_is_rebuilt(admin: Admin, base
     assert admin.mark_of(template)[1] == Mark("template", "run1", base_name, ready=True)
 
 
-def test_clones_carry_the_schema_rows_and_settings(admin: Admin, base_name: str) -> None:
+def test_clones_carry_the_schema_rows_and_settings(
+    admin: Admin, base_name: str, run_id: str
+) -> None:
     template = f"{base_name}_tpl"
     build_template(admin, template, base_name)
     worker = f"{base_name}_gw0"
     provision.clone(
-        admin, template, worker, Mark("worker", "run1", base_name), {"timezone": "Asia/Tokyo"}
+        admin, template, worker, Mark("worker", run_id, base_name), {"timezone": "Asia/Tokyo"}
     )
     with connect_to(admin.server_url, worker) as conn:
         assert conn.execute("SELECT name FROM items").fetchall() == [("seed",)]
@@ -168,57 +181,36 @@ def test_clones_carry_the_schema_rows_and_settings(admin: Admin, base_name: str)
 
 
 def test_recloning_replaces_a_dead_or_same_runs_copy_only(
-    admin: Admin, base_name: str, other_run: Admin
+    admin: Admin, base_name: str, other_run: Admin, other_run_id: str, run_id: str
 ) -> None:
     template = f"{base_name}_tpl"
     build_template(admin, template, base_name)
     worker = f"{base_name}_gw0"
-    provision.clone(admin, template, worker, Mark("worker", "deadrun", base_name), {})
-    provision.clone(admin, template, worker, Mark("worker", "otherrun", base_name), {})
-    provision.clone(admin, template, worker, Mark("worker", "otherrun", base_name), {})
+    provision.clone(admin, template, worker, Mark("worker", f"{run_id}x", base_name), {})
+    provision.clone(admin, template, worker, Mark("worker", other_run_id, base_name), {})
+    provision.clone(admin, template, worker, Mark("worker", other_run_id, base_name), {})
     with pytest.raises(ForeignDatabase):
-        provision.clone(admin, template, worker, Mark("worker", "run1", base_name), {})
+        provision.clone(admin, template, worker, Mark("worker", run_id, base_name), {})
 
 
-def test_an_unmarked_database_is_never_dropped(admin: Admin, base_name: str) -> None:
+def test_an_unmarked_database_is_never_dropped(admin: Admin, base_name: str, run_id: str) -> None:
     name = f"{base_name}_gw0"
     create_unmarked(admin.server_url, name)
     with pytest.raises(ForeignDatabase, match="refusing to drop"):
         admin.drop(name, allowed=lambda mark: True)
-    assert provision.sweep(admin, run_id="mine", base=base_name, keep_template="") == []
-    assert provision.drop_run_databases(admin, "mine") == []
+    assert (
+        ours(provision.sweep(admin, run_id=run_id, base=base_name, keep_template=""), base_name)
+        == []
+    )
+    assert provision.drop_run_databases(admin, run_id) == []
     assert name in database_names(admin.server_url, base_name)
 
 
-def test_sweep_drops_a_dead_runs_databases_and_spares_a_live_runs(
-    admin: Admin, base_name: str, other_run: Admin
-) -> None:
-    admin.create(f"{base_name}_gw0", Mark("worker", "deadrun", base_name))
-    admin.create(f"{base_name}_gw0_f1", Mark("fresh", "deadrun", base_name))
-    admin.create(f"{base_name}_r_gw0", Mark("worker", "otherrun", base_name))
-    swept = provision.sweep(admin, run_id="mine", base=base_name, keep_template="")
-    assert sorted(swept) == [f"{base_name}_gw0", f"{base_name}_gw0_f1"]
-    assert database_names(admin.server_url, base_name) == {f"{base_name}_r_gw0"}
-
-
-def test_a_database_left_invalid_by_an_interrupted_drop_is_swept_and_harms_no_other_run(
-    admin: Admin, base_name: str
-) -> None:
-    name = f"{base_name}_gw0"
-    admin.create(name, Mark("worker", "deadrun", base_name))
-    # What PostgreSQL itself records first when a DROP DATABASE is interrupted.
-    as_superuser(f"UPDATE pg_database SET datconnlimit = -2 WHERE datname = '{name}'")
-    swept = provision.sweep(admin, run_id="mine", base=f"{base_name}_other", keep_template="")
-    assert name in swept
-    assert database_names(admin.server_url, base_name) == set()
-    assert admin.role  # the connection survived: no FATAL
-
-
 def test_a_superusers_session_on_a_leftover_is_named_and_blocks_no_other_run(
-    admin: Admin, base_name: str
+    admin: Admin, base_name: str, run_id: str, dead_run_id: str
 ) -> None:
     name = f"{base_name}_gw0"
-    admin.create(name, Mark("worker", "deadrun", base_name))
+    admin.create(name, Mark("worker", dead_run_id, base_name))
     if os.geteuid() != 0 or shutil.which("runuser") is None:
         pytest.skip("needs root and the local server's postgres user")
     session = subprocess.Popen(
@@ -226,7 +218,7 @@ def test_a_superusers_session_on_a_leftover_is_named_and_blocks_no_other_run(
     )
     try:
         wait_until(lambda: "postgres" in sessions_on(admin, name))
-        swept = provision.sweep(admin, run_id="mine", base=f"{base_name}_other", keep_template="")
+        swept = provision.sweep(admin, run_id=run_id, base=f"{base_name}_other", keep_template="")
         assert name not in swept, "kept, and the sweep went on"
         with pytest.raises(DatabaseInUse, match=r"of role 'postgres' .* may not end it"):
             admin.drop(name, allowed=lambda mark: True)
@@ -240,19 +232,19 @@ def test_a_superusers_session_on_a_leftover_is_named_and_blocks_no_other_run(
 
 
 def test_a_leftover_of_another_role_is_named_and_blocks_no_other_run(
-    admin: Admin, base_name: str
+    admin: Admin, base_name: str, run_id: str, dead_run_id: str
 ) -> None:
     """A shared server: a run as another role (here the superuser) crashed and left this."""
     name = f"{base_name}_gw0"
-    comment = Mark("worker", "deadrun", base_name).to_comment(name)
+    comment = Mark("worker", dead_run_id, base_name).to_comment(name)
     as_superuser(f'CREATE DATABASE "{name}"')
     try:
         as_superuser(f"COMMENT ON DATABASE \"{name}\" IS '{comment}'")
-        swept = provision.sweep(admin, run_id="mine", base=f"{base_name}_other", keep_template="")
+        swept = provision.sweep(admin, run_id=run_id, base=f"{base_name}_other", keep_template="")
         assert name not in swept, "kept, and the sweep went on"
         with pytest.raises(PermissionDenied, match=r"belongs to role 'postgres', not 'ci_kit'"):
             admin.drop(name, allowed=lambda mark: True)
-        assert admin.mark_of(name) == (True, Mark("worker", "deadrun", base_name))
+        assert admin.mark_of(name) == (True, Mark("worker", dead_run_id, base_name))
     finally:
         as_superuser(f'DROP DATABASE IF EXISTS "{name}"')
 
@@ -265,31 +257,76 @@ def sessions_on(admin: Admin, name: str) -> list[str]:
     return [user for (user,) in rows]
 
 
-def test_sweep_drops_older_templates_of_the_same_base_unless_in_use(
-    admin: Admin, base_name: str, server_url: URL
+class TestSweepsOnAServerOfTheirOwn:
+    """Sweeps judged by exactly what they took, on a server no concurrent test touches.
+
+    On the shared server, a sweep finding the server-wide sweep lock held by another
+    test's run sweeps nothing, and another run's sweep may take this test's crashed
+    run first: ``server_url`` is the module's private server here, so ``admin``,
+    ``base_name`` and the run fixtures all live there.
+    """
+
+    @pytest.fixture
+    def server_url(self, private_url: URL) -> URL:
+        return private_url
+
+    def test_sweep_drops_a_dead_runs_databases_and_spares_a_live_runs(
+        self,
+        admin: Admin,
+        base_name: str,
+        other_run: Admin,
+        other_run_id: str,
+        run_id: str,
+        dead_run_id: str,
+    ) -> None:
+        admin.create(f"{base_name}_gw0", Mark("worker", dead_run_id, base_name))
+        admin.create(f"{base_name}_gw0_f1", Mark("fresh", dead_run_id, base_name))
+        admin.create(f"{base_name}_r_gw0", Mark("worker", other_run_id, base_name))
+        swept = provision.sweep(admin, run_id=run_id, base=base_name, keep_template="")
+        assert sorted(swept) == [f"{base_name}_gw0", f"{base_name}_gw0_f1"]
+        assert database_names(admin.server_url, base_name) == {f"{base_name}_r_gw0"}
+
+    def test_a_database_left_invalid_by_an_interrupted_drop_is_swept_and_harms_no_other_run(
+        self, admin: Admin, base_name: str, run_id: str, dead_run_id: str
+    ) -> None:
+        name = f"{base_name}_gw0"
+        admin.create(name, Mark("worker", dead_run_id, base_name))
+        # What PostgreSQL itself records first when a DROP DATABASE is interrupted (the
+        # private server's role is its superuser).
+        with connect_to(admin.server_url, "postgres") as conn:
+            conn.execute("UPDATE pg_database SET datconnlimit = -2 WHERE datname = %s", (name,))
+        swept = provision.sweep(admin, run_id=run_id, base=f"{base_name}_other", keep_template="")
+        assert swept == [name]
+        assert database_names(admin.server_url, base_name) == set()
+        assert admin.role  # the connection survived: no FATAL
+
+    def test_sweep_drops_older_templates_of_the_same_base_unless_in_use(
+        self, admin: Admin, base_name: str, server_url: URL, run_id: str
+    ) -> None:
+        old, in_use, current = (f"{base_name}_tpl_{n}" for n in ("old", "used", "new"))
+        for name in (old, in_use, current):
+            build_template(admin, name, base_name)
+        admin.close()  # releases this run's shared locks on all three templates
+        user = Admin(server_url)
+        user.lock(provision.template_use_lock(in_use), shared=True)
+        sweeper = Admin(server_url)
+        try:
+            swept = provision.sweep(sweeper, run_id=run_id, base=base_name, keep_template=current)
+        finally:
+            sweeper.close()
+            user.close()
+        assert swept == [old]
+        assert database_names(server_url, base_name) == {in_use, current}
+
+
+def test_drop_run_databases_takes_only_this_runs_workers(
+    admin: Admin, base_name: str, run_id: str, other_run: Admin, other_run_id: str
 ) -> None:
-    old, in_use, current = (f"{base_name}_tpl_{n}" for n in ("old", "used", "new"))
-    for name in (old, in_use, current):
-        build_template(admin, name, base_name)
-    admin.close()  # releases this run's shared locks on all three templates
-    user = Admin(server_url)
-    user.lock(provision.template_use_lock(in_use), shared=True)
-    sweeper = Admin(server_url)
-    try:
-        swept = provision.sweep(sweeper, run_id="mine", base=base_name, keep_template=current)
-    finally:
-        sweeper.close()
-        user.close()
-    assert swept == [old]
-    assert database_names(server_url, base_name) == {in_use, current}
-
-
-def test_drop_run_databases_takes_only_this_runs_workers(admin: Admin, base_name: str) -> None:
     build_template(admin, f"{base_name}_tpl", base_name)
-    admin.create(f"{base_name}_gw0", Mark("worker", "mine", base_name))
-    admin.create(f"{base_name}_gw1", Mark("worker", "mine", base_name))
-    admin.create(f"{base_name}_x_gw0", Mark("worker", "someone", base_name))
-    dropped = provision.drop_run_databases(admin, "mine")
+    admin.create(f"{base_name}_gw0", Mark("worker", run_id, base_name))
+    admin.create(f"{base_name}_gw1", Mark("worker", run_id, base_name))
+    admin.create(f"{base_name}_x_gw0", Mark("worker", other_run_id, base_name))
+    dropped = provision.drop_run_databases(admin, run_id)
     assert sorted(dropped) == [f"{base_name}_gw0", f"{base_name}_gw1"]
     assert database_names(admin.server_url, base_name) == {
         f"{base_name}_tpl",
@@ -297,20 +334,25 @@ def test_drop_run_databases_takes_only_this_runs_workers(admin: Admin, base_name
     }
 
 
-def test_drop_succeeds_with_clients_still_connected(admin: Admin, base_name: str) -> None:
+def test_drop_succeeds_with_clients_still_connected(
+    admin: Admin, base_name: str, run_id: str
+) -> None:
     name = f"{base_name}_gw0"
-    admin.create(name, Mark("worker", "mine", base_name))
+    admin.create(name, Mark("worker", run_id, base_name))
     client = connect_to(admin.server_url, name)
-    admin.drop(name, allowed=lambda mark: mark.run == "mine")
+    admin.drop(name, allowed=lambda mark: mark.run == run_id)
     assert name not in database_names(admin.server_url, base_name)
     client.close()
 
 
-def test_run_liveness_follows_the_run_lock(admin: Admin, other_run: Admin) -> None:
-    assert admin.run_is_alive("otherrun")
+def test_run_liveness_follows_the_run_lock(
+    admin: Admin, other_run: Admin, other_run_id: str
+) -> None:
+    assert admin.run_is_alive(other_run_id)
     assert not admin.run_is_alive("nobody")
     other_run.close()
-    assert not admin.run_is_alive("otherrun")
+    # The server ends a closed client's backend, and frees its locks, a moment later.
+    wait_until(lambda: not admin.run_is_alive(other_run_id), seconds=10)
 
 
 def test_wrong_password_is_one_line_without_the_password(server_url: URL) -> None:
@@ -424,13 +466,23 @@ def test_url_of_keeps_the_password(admin: Admin) -> None:
     assert admin.url_of("x_test").password == TEST_PASSWORD
 
 
-def test_only_one_run_sweeps_at_a_time(admin: Admin, base_name: str, server_url: URL) -> None:
-    admin.create(f"{base_name}_gw0", Mark("worker", "deadrun", base_name))
+def test_only_one_run_sweeps_at_a_time(
+    admin: Admin, base_name: str, server_url: URL, run_id: str, dead_run_id: str
+) -> None:
+    admin.create(f"{base_name}_gw0", Mark("worker", dead_run_id, base_name))
     sweeper = Admin(server_url)
     try:
-        assert sweeper.try_lock("ci-kit:sweep")
-        assert provision.sweep(admin, run_id="mine", base=base_name, keep_template="") == []
+        wait_until(lambda: sweeper.try_lock("ci-kit:sweep"))  # a concurrent sweep ends soon
+        assert provision.sweep(admin, run_id=run_id, base=base_name, keep_template="") == []
+        # The lock is server-wide: no other run's sweep took it meanwhile either.
+        assert database_names(server_url, base_name) == {f"{base_name}_gw0"}
     finally:
         sweeper.close()
-    swept = provision.sweep(admin, run_id="mine", base=base_name, keep_template="")
-    assert swept == [f"{base_name}_gw0"]
+
+    def swept_once_free() -> bool:
+        # Skipped while another run sweeps (the closed sweeper's lock, freed a moment
+        # after its close, or a concurrent test's run): that run takes it as well.
+        provision.sweep(admin, run_id=run_id, base=base_name, keep_template="")
+        return database_names(server_url, base_name) == set()
+
+    wait_until(swept_once_free, seconds=10)

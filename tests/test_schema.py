@@ -11,9 +11,10 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from ci_kit.errors import MigrationFailed, SchemaSourceError
+from ci_kit.errors import MigrationFailed, SchemaNotInTemplate, SchemaSourceError
 from ci_kit.provision import Admin, Mark
 from ci_kit.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
+from tests.python_env import run_without
 
 ENV_PY = """
 from alembic import context
@@ -69,10 +70,11 @@ def add_revision(root: Path, revision: str, down: str | None, body: str) -> None
 
 
 @pytest.fixture
-def scratch_db(admin: Admin, base_name: str) -> Iterator[URL]:
-    """An empty database for a schema build, dropped afterwards."""
+def scratch_db(admin: Admin, base_name: str, run_id: str) -> Iterator[URL]:
+    """An empty database for a schema build, dropped afterwards (a live run's, so that
+    no concurrent test's sweep takes it for a crashed run's)."""
     name = f"{base_name}_schema"
-    admin.create(name, Mark("worker", "schema-test", base_name))
+    admin.create(name, Mark("worker", run_id, base_name))
     yield admin.url_of(name)
     admin.drop(name, allowed=lambda mark: True)
 
@@ -154,6 +156,37 @@ class TestFingerprint:
         with pytest.raises(SchemaSourceError, match=complaint):
             fingerprint(SchemaSource("metadata", target), server_major=15, root=tmp_path)
 
+    def test_an_alembic_config_alembic_cannot_use_is_one_line(self, tmp_path: Path) -> None:
+        (tmp_path / "alembic.ini").write_text("[alembic]\n")  # no script_location
+        source = parse_schema_source("alembic.ini", tmp_path)
+        with pytest.raises(SchemaSourceError) as caught:
+            fingerprint(source, server_major=15, root=tmp_path)
+        message = str(caught.value)
+        assert message.startswith(f"Alembic config {tmp_path / 'alembic.ini'} is not usable: ")
+        assert "script_location" in message
+        assert "\n" not in message
+
+    def test_without_alembic_installed_an_alembic_source_says_to_install_it(
+        self, tmp_path: Path
+    ) -> None:
+        ini = write_alembic_project(tmp_path / "project")
+        code = (
+            "from pathlib import Path\n"
+            "from ci_kit.errors import SchemaSourceError\n"
+            "from ci_kit.schema import SchemaSource, fingerprint\n"
+            f"source = SchemaSource('alembic', {str(ini)!r})\n"
+            "try:\n"
+            "    fingerprint(source, server_major=15, root=Path())\n"
+            "except SchemaSourceError as error:\n"
+            "    print(error)\n"
+        )
+        done = run_without(tmp_path / "site", ("alembic", "alembic-*"), code)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == (
+            f"schema source {ini} is an Alembic config, but Alembic is not installed "
+            "in this environment: pip install alembic\n"
+        )
+
 
 class TestBuild:
     def test_alembic_history_is_applied_on_the_shared_connection(
@@ -172,3 +205,30 @@ class TestBuild:
         assert 'relation "nowhere" does not exist' in message
         assert "\n" not in message
         assert "p@ss" not in message
+
+    def test_a_source_that_fails_to_load_while_building_is_the_sources_error(
+        self, tmp_path: Path, scratch_db: URL
+    ) -> None:
+        """Not a failed migration: the fix is in the configuration, not in a migration."""
+        source = SchemaSource("metadata", "no_such_module_xyz:metadata")
+        with pytest.raises(SchemaSourceError, match="does not import: ModuleNotFoundError"):
+            build_into(scratch_db, source, tmp_path)
+
+    def test_a_template_missing_a_table_of_the_metadata_is_refused(
+        self, tmp_path: Path, scratch_db: URL
+    ) -> None:
+        (tmp_path / "elsewhere_models.py").write_text(
+            "from sqlalchemy import DDL, Column, Integer, MetaData, Table, event\n"
+            "metadata = MetaData()\n"
+            "Table('kept', metadata, Column('id', Integer, primary_key=True))\n"
+            "Table('moved', metadata, Column('id', Integer, primary_key=True))\n"
+            "# As a hook that builds a table on the application's own engine leaves it out.\n"
+            "event.listen(metadata, 'after_create', DDL('DROP TABLE moved'))\n"
+        )
+        source = parse_schema_source("elsewhere_models:metadata", tmp_path)
+        with pytest.raises(SchemaNotInTemplate) as caught:
+            build_into(scratch_db, source, tmp_path)
+        assert str(caught.value) == (
+            f"after create_all, template '{scratch_db.database}' lacks moved: "
+            "does elsewhere_models:metadata build its tables on another engine?"
+        )

@@ -11,9 +11,29 @@ from pathlib import Path
 import pytest
 
 from ci import sessions
-from ci.sessions import SuiteRun
+from ci.sessions import SAMPLE_PYPROJECT, KitRun, SuiteRun
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def nox(*args: str) -> str:
+    """What ``nox ARGS`` prints, asked of nox itself in this repository."""
+    return subprocess.run(
+        [sys.executable, "-m", "nox", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+
+
+def listed_sessions(*args: str) -> dict[str, bool]:
+    """``nox --list ARGS``: each session, and whether plain ``nox`` (or ARGS) selects it."""
+    plan = nox("--list", *args)
+    return {
+        line.split()[1]: line[0] == "*" for line in plan.splitlines() if line[:2] in ("* ", "- ")
+    }
 
 
 def test_the_kit_and_the_sample_install_as_projects_of_their_own() -> None:
@@ -53,55 +73,44 @@ def test_binaries_choice_and_a_coverage_file_per_session() -> None:
     assert SuiteRun(parallel=False, binaries="wheel").env("tests-shard(shard=1)") == {
         "CI_KIT_EMBEDDED_BINARIES": "wheel",
         "COVERAGE_FILE": ".coverage.tests-shard-shard-1",
+        "PYTHONDONTWRITEBYTECODE": None,  # nox removes it: bytecode caches are written
     }
+
+
+def test_the_sample_suite_is_measured_by_the_samples_own_coverage_settings() -> None:
+    assert f"--cov-config={SAMPLE_PYPROJECT}" in SuiteRun(parallel=True).command()
+    sample = tomllib.loads((ROOT / SAMPLE_PYPROJECT).read_text())["tool"]["coverage"]
+    assert sample["run"]["source_pkgs"] == ["backend_sample"]
+    kit = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["coverage"]
+    assert kit["run"]["source_pkgs"] == ["ci_kit", "ci"]
+    assert {"subprocess", "execv", "_exit"} <= set(kit["run"]["patch"])
 
 
 def test_coverage_combines_exactly_the_feeding_sessions_and_enforces_the_floor() -> None:
     feeding = [sessions.shard_session(1), sessions.shard_session(2)]
     commands = sessions.coverage_commands(feeding)
+    config = f"--rcfile={SAMPLE_PYPROJECT}"
     assert commands[0] == [
         "coverage",
         "combine",
+        config,
         "--keep",
         ".coverage.tests-shard-shard-1",
         ".coverage.tests-shard-shard-2",
     ]
-    assert ["coverage", "report", f"--fail-under={sessions.COVERAGE_FLOOR}"] in commands
+    assert ["coverage", "report", config, f"--fail-under={sessions.COVERAGE_FLOOR}"] in commands
 
 
 def test_nox_runs_coverage_after_the_session_that_feeds_it() -> None:
-    listed = subprocess.run(
-        [sys.executable, "-m", "nox", "-l", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    names = [entry["session"] for entry in json.loads(listed.stdout)]
+    names = [entry["session"] for entry in json.loads(nox("-l", "--json"))]
     assert "coverage" in names
-    plan = subprocess.run(
-        [sys.executable, "-m", "nox", "-s", "coverage", "--list"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    selected = [line.split()[1] for line in plan.splitlines() if line.startswith("* ")]
+    selected = [name for name, chosen in listed_sessions("-s", "coverage").items() if chosen]
     assert selected.index("tests-parallel") < selected.index("coverage")
 
 
 def test_the_matrix_interpreters_are_the_kits_classifiers() -> None:
-    listed = subprocess.run(
-        [sys.executable, "-m", "nox", "-l", "--json", "-t", "matrix"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    pythons = {entry["python"] for entry in json.loads(listed.stdout)}
+    listed = nox("-l", "--json", "-t", "matrix")
+    pythons = {entry["python"] for entry in json.loads(listed)}
     document = tomllib.loads((ROOT / "pyproject.toml").read_text())
     prefix = "Programming Language :: Python :: 3."
     classified = {
@@ -112,8 +121,51 @@ def test_the_matrix_interpreters_are_the_kits_classifiers() -> None:
     assert pythons == classified
 
 
-def test_kit_suite_runs_without_its_own_plugin() -> None:
-    assert sessions.kit_command(["-x"])[-3:] == ["-p", "no:ci_kit", "-x"]
+def test_kit_suite_runs_without_its_own_plugin_on_xdist_and_forwards_posargs() -> None:
+    for run in (KitRun(), KitRun(fast=True)):
+        command = run.command(["-x"])
+        assert command[:5] == ["python", "-m", "pytest", "tests", "-p"]
+        assert command[command.index("-p") + 1] == "no:ci_kit"
+        assert command[command.index("-n") + 1] == "auto"
+        assert command[command.index("--dist") + 1] == "loadgroup"
+        assert command[-1] == "-x"
+
+
+def test_the_whole_kit_run_measures_coverage_and_holds_the_library_to_the_floor() -> None:
+    run = KitRun()
+    assert "--cov" in run.command()
+    assert "-m" not in run.command()[3:], "every tier runs"
+    assert run.env("/repo") == {
+        "COVERAGE_FILE": "/repo/.coverage.kit",
+        "PYTHONDONTWRITEBYTECODE": None,
+    }
+    automation, library = run.reports()
+    assert "--include=ci/*" in automation
+    assert not any(arg.startswith("--fail-under") for arg in automation)
+    assert library[-2:] == ["--include=src/ci_kit/*", f"--fail-under={sessions.COVERAGE_FLOOR}"]
+
+
+def test_the_fast_tier_leaves_out_the_slow_marker_and_coverage() -> None:
+    command = KitRun(fast=True).command()
+    assert command[command.index("-m", 3) + 1] == "not slow"
+    assert "--cov" not in command
+    assert KitRun(fast=True).reports() == []
+
+
+def test_kit_runs_by_default_and_kit_fast_on_request() -> None:
+    listed = listed_sessions()
+    assert listed["kit"]
+    assert not listed["kit-fast"]
+
+
+def test_the_slow_marker_is_registered_and_selects_a_tier() -> None:
+    slow = collect(sessions.KIT_SUITE, "-p", "no:ci_kit", "-m", "slow")
+    fast = collect(sessions.KIT_SUITE, "-p", "no:ci_kit", "-m", "not slow")
+    assert slow
+    assert fast
+    assert not set(slow) & set(fast)
+    assert any("test_deploy_runners.py" in test for test in slow)
+    assert not any("test_distribution.py" in test for test in fast)
 
 
 def collect(*args: str) -> list[str]:
@@ -129,6 +181,7 @@ def collect(*args: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if "::" in line]
 
 
+@pytest.mark.slow
 def test_the_shards_together_run_every_test_exactly_once() -> None:
     everything = collect(sessions.SAMPLE_SUITE)
     shards = [

@@ -280,6 +280,7 @@ def test_a_dispatched_ref_that_is_not_a_full_sha_is_refused(
 # ---------------------------------------------------------------- the real deploy
 
 
+@pytest.mark.slow
 def test_a_ci_verified_commit_deploys_over_ssh_with_the_workflows_own_steps(
     workflow: dict[str, Any],
     checkout: Path,

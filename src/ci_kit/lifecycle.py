@@ -13,7 +13,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,21 +172,15 @@ def prepare_run(
     started = time.perf_counter()
     embedded, server_url, server_text = _start_server(config, log=log, echo=echo or log)
     server_seconds = time.perf_counter() - started
-    try:
-        admin = Admin(server_url)
-    except BaseException:
+    with ExitStack() as undo:  # whatever fails or interrupts, unwound in reverse
         if embedded is not None:
-            embedded.stop()
-        raise
-    try:
+            undo.callback(embedded.stop)
+        admin = Admin(server_url)
+        undo.callback(admin.close)
         run = _prepare(config, source, admin, embedded, server_text, server_seconds, log=log)
         _rehearse(admin, run.plan, workers)
-        return run
-    except BaseException:
-        admin.close()
-        if embedded is not None:
-            embedded.stop()
-        raise
+        undo.pop_all()  # the run owns them now: PreparedRun.close
+    return run
 
 
 def _prepare(

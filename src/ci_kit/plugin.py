@@ -26,7 +26,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -88,8 +88,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
             return
         kit = load_config(config.rootpath, table or {}, os.environ, _cli_values(config))
         config.stash[_CONFIG_KEY] = kit
-        plan = _prepare_run(config, kit, workers=_planned_workers(config))
-        if _is_xdist_controller(config):
+        workers = _planned_workers(config)
+        plan = _prepare_run(config, kit, workers=workers)
+        if workers:
             _hand_to_workers(config, plan)
         else:
             _open_databases(config, plan, None)
@@ -167,7 +168,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     }
     tests = sum(outcomes.values())
     detail = ", ".join(f"{count} {key}" for key, count in outcomes.items() if count)
-    workers = config.getoption("numprocesses", None) if config.getoption("tx", None) else None
+    distributed = config.getoption("dist", "no") != "no"  # xdist's options, resolved by now
+    workers = _tx_workers(config.getoption("tx", None) or []) if distributed else 0
     where = f"{workers} workers" if workers else "1 process"
     seconds = time.perf_counter() - config.stash.get(_STARTED_KEY, time.perf_counter())
     start_up = start_up_summary(config)
@@ -396,25 +398,38 @@ def _only_informs(config: pytest.Config) -> bool:
 
 
 def _planned_workers(config: pytest.Config) -> int:
-    """How many workers xdist will start, as it will count them; 0 for a serial run."""
-    if not _is_xdist_controller(config):
+    """How many workers xdist will start, as it will count them; 0 when it starts none.
+
+    Asked before xdist's own ``pytest_cmdline_main`` turns ``-n`` into ``--tx``, so its
+    rules are applied here to the options parsed so far: ``-n`` capped by
+    ``--maxprocesses``, none with ``--pdb`` under ``-n auto``, and ``--tx`` specs
+    (``2*popen`` is two) only with a ``--dist`` mode: alone they distribute nothing.
+    """
+    if not config.pluginmanager.hasplugin("xdist"):
         return 0
     wanted = _option(config, "numprocesses")
-    if isinstance(wanted, int):
-        return wanted
     if wanted in ("auto", "logical"):
+        if _option(config, "usepdb", False):
+            return 0
         # xdist's own count (its hook reads options not parsed yet): the override,
         # else the CPUs this process may run on. Only names are checked with it.
         override = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")
-        return int(override) if override.isdigit() else len(os.sched_getaffinity(0))
-    return len(_option(config, "tx") or [])
+        wanted = int(override) if override.isdigit() else len(os.sched_getaffinity(0))
+    if wanted is not None:
+        most = _option(config, "maxprocesses")
+        return min(wanted, most) if most else int(wanted)
+    if not _option(config, "distload", False) and _option(config, "dist", "no") == "no":
+        return 0
+    return _tx_workers(_option(config, "tx") or [])
 
 
-def _is_xdist_controller(config: pytest.Config) -> bool:
-    """Will xdist start workers? Asked before xdist turns ``-n`` into ``--tx``."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return False
-    return bool(_option(config, "numprocesses") or _option(config, "tx"))
+def _tx_workers(specs: Sequence[str]) -> int:
+    """The workers a list of ``--tx`` specs starts, counted as xdist counts them."""
+    count = 0
+    for spec in specs:
+        number, star, _ = spec.partition("*")
+        count += int(number) if star and number.isdigit() else 1
+    return count
 
 
 def _safe_message(config: pytest.Config, error: CiKitError) -> str:

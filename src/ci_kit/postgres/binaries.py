@@ -168,11 +168,10 @@ def usable_bin_dir(binaries: PgBinaries, user: pwd.struct_passwd | None, log: Lo
     try:
         for part in (binaries.bin_dir.name, "lib", "share"):
             if (top / part).is_dir():
-                target = staging / top.parent.name / top.name / part
-                shutil.copytree(top / part, target, symlinks=True)
+                _copy_tree(top / part, staging / top.parent.name / top.name / part)
         vendored = top.parent.parent / f"{top.parent.name}.libs"  # where auditwheel puts libpq
         if vendored.is_dir():
-            shutil.copytree(vendored, staging / vendored.name, symlinks=True)
+            _copy_tree(vendored, staging / vendored.name)
         for directory, _, files in os.walk(staging):
             Path(directory).chmod(0o755)
             for name in files:
@@ -188,6 +187,15 @@ def usable_bin_dir(binaries: PgBinaries, user: pwd.struct_passwd | None, log: Lo
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return copied
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    """``shutil.copytree``, links kept, failing with the first reason rather than every file's."""
+    try:
+        shutil.copytree(source, target, symlinks=True)
+    except shutil.Error as error:  # one (source, target, reason) per file: a full disk, hundreds
+        reason = error.args[0][0][2]
+        raise OSError(f"copying {source} failed: {reason}") from None
 
 
 def _reachable(bin_dir: Path, user: pwd.struct_passwd, log: Log) -> bool:

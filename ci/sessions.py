@@ -180,7 +180,9 @@ def coverage_commands(sessions: Sequence[str]) -> list[list[str]]:
 
     The files are named, not globbed: a ``.coverage.*`` left by an older run of
     another session must not lift or sink the figure. ``--keep`` leaves them for
-    a second look; coverage fails if one is missing.
+    a second look; coverage fails if one is missing. The combined file is the
+    sample's ``.coverage.sample``: every report first folds in the files named like
+    its data file plus a suffix, which for plain ``.coverage`` would be all of them.
     """
     files = [coverage_file(name) for name in sessions]
     config = f"--rcfile={SAMPLE_COVERAGE_CONFIG}"

@@ -86,6 +86,20 @@ def test_the_sample_suite_is_measured_by_the_samples_own_coverage_settings() -> 
     assert {"subprocess", "execv", "_exit"} <= set(kit["run"]["patch"])
 
 
+def test_no_report_folds_another_sessions_data_into_its_figure() -> None:
+    """A coverage report combines ``<data file>.*`` first: no session's file may match."""
+    sample = tomllib.loads((ROOT / SAMPLE_PYPROJECT).read_text())["tool"]["coverage"]["run"]
+    kit = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["coverage"]["run"]
+    assert kit["data_file"] == sessions.KIT_COVERAGE_FILE
+    session_files = [
+        sessions.coverage_file(name)
+        for name in ("tests", "tests-parallel", *map(sessions.shard_session, (1, 2)))
+    ]
+    for data_file in (sample["data_file"], kit["data_file"]):
+        others = [*session_files, sample["data_file"], kit["data_file"]]
+        assert not [other for other in others if other.startswith(f"{data_file}.")]
+
+
 def test_coverage_combines_exactly_the_feeding_sessions_and_enforces_the_floor() -> None:
     feeding = [sessions.shard_session(1), sessions.shard_session(2)]
     commands = sessions.coverage_commands(feeding)

@@ -18,9 +18,9 @@ from sqlalchemy.engine import URL
 from benchmarks.common import Context, Measurement, Section, milliseconds, timed
 from benchmarks.suite import write_history
 from ci_kit.config import load_config
+from ci_kit.connecting import connect_kwargs
 from ci_kit.dburl import render
 from ci_kit.lifecycle import WorkerDatabases, prepare_run
-from ci_kit.provision import connect_kwargs
 
 
 def run(ctx: Context) -> Section:

@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from ci_kit.connecting import connect_kwargs
 from ci_kit.dburl import (
     check_test_name,
     mask,
@@ -50,7 +51,6 @@ from ci_kit.dburl import (
 )
 from ci_kit.errors import CiKitError
 from ci_kit.isolation import empty_tables
-from ci_kit.provision import connect_kwargs
 
 ADMIN_URL_ENV = "BENCH_SEED_ADMIN_URL"
 BASE_ENV = "BENCH_SEED_BASE"

@@ -29,11 +29,11 @@ import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401  (see below)
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
-from ci_kit import provision
+from ci_kit.admin import Admin, ensure_template, run_lock
+from ci_kit.connecting import connect_kwargs
 from ci_kit.dburl import DRIVERNAME, mask, parse_database_url, redact, render, with_database
 from ci_kit.lifecycle import reuse_data_dir
 from ci_kit.postgres import running_url
-from ci_kit.provision import Admin, connect_kwargs
 from tests.deploy_helpers import (
     BASE,
     REGISTRY_PASSWORD,
@@ -119,7 +119,7 @@ def run_id(server_url: URL) -> Iterator[str]:
     """
     run = f"run{uuid.uuid4().hex[:8]}"
     holder = Admin(server_url)
-    holder.lock(provision.run_lock(run))
+    holder.lock(run_lock(run))
     yield run
     holder.close()
 
@@ -128,6 +128,22 @@ def run_id(server_url: URL) -> Iterator[str]:
 def dead_run_id() -> str:
     """A crashed run: a unique id whose run lock nobody holds."""
     return f"dead{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def other_run_id() -> str:
+    """The id of ``other_run``: its own per test, as run locks are server-wide and a
+    concurrent test's other run must not keep this one's alive."""
+    return f"other{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def other_run(server_url: URL, other_run_id: str) -> Iterator[Admin]:
+    """A second, live run: its own connection holding its run lock."""
+    other = Admin(server_url)
+    other.lock(run_lock(other_run_id))
+    yield other
+    other.close()
 
 
 @pytest.fixture
@@ -224,6 +240,22 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def make_table(url: URL, database: str) -> None:
+    with connect_to(url, database) as conn:
+        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
+        conn.execute("INSERT INTO items (name) VALUES ('seed')")
+
+
+def build_template(admin: Admin, name: str, base: str, run: str = "run1") -> bool:
+    return ensure_template(
+        admin,
+        name,
+        base=base,
+        run_id=run,
+        build=lambda url: make_table(url, str(url.database)),
+    )
 
 
 def create_unmarked(url: URL, name: str) -> None:

@@ -1,46 +1,164 @@
-"""``provision.Admin`` against other sessions and other servers: races, refusals, waits.
+"""``ci_kit.admin`` on a real PostgreSQL server: marks, locks, templates, clones and drops.
 
-Beside ``test_provision.py``: the same module under test, the cases where something
-outside the kit acts at the worst moment.
+The last tests are the cases where something outside the kit acts at the worst
+moment (another run drops the database first, a session the kit may not end holds
+it on): races, refusals, waits.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
 
 import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from ci_kit.errors import AuthenticationFailed, PostgresNotFound
-from ci_kit.postgres import EmbeddedPostgres, find_binaries
-from ci_kit.provision import Admin, Mark
-from tests.conftest import as_superuser, connect_to, database_names, wait_until
+from ci_kit.admin import Admin, Mark, clone, ensure_template
+from ci_kit.dburl import with_database
+from ci_kit.errors import ForeignDatabase, PermissionDenied
+from tests.conftest import (
+    TEST_PASSWORD,
+    as_superuser,
+    build_template,
+    connect_to,
+    database_names,
+    make_table,
+    wait_until,
+)
 
 
-@pytest.fixture
-def trusting_server() -> Iterator[URL]:
-    """An embedded server: trust authentication, so it names a role it does not know."""
+def test_marks_round_trip_and_ignore_foreign_comments() -> None:
+    mark = Mark("worker", "abc", "app_test")
+    assert Mark.from_comment(mark.to_comment("app_test_gw0"), "app_test_gw0") == mark
+    assert Mark.from_comment(mark.to_comment("app_test_gw0"), "kept_for_debugging") is None
+    assert Mark.from_comment(None, "app_test") is None
+    assert Mark.from_comment("production data, do not touch", "app_test") is None
+    assert Mark.from_comment("ci-kit {not json", "app_test") is None
+
+
+def test_template_is_built_once_then_reused(admin: Admin, base_name: str) -> None:
+    template = f"{base_name}_tpl"
+    assert build_template(admin, template, base_name)
+    assert not build_template(admin, template, base_name)
+    exists, mark = admin.mark_of(template)
+    assert exists
+    assert mark == Mark("template", "run1", base_name, ready=True)
+
+
+def test_two_runs_building_at_once_build_the_template_once_and_the_waiting_say_so(
+    server_url: URL, base_name: str
+) -> None:
+    template = f"{base_name}_tpl"
+    results: list[bool] = []
+    said: list[str] = []
+
+    def slow_build(url: URL) -> None:
+        time.sleep(1)
+        make_table(url, str(url.database))
+
+    def run(run_id: str) -> None:
+        admin = Admin(server_url)
+        try:
+            results.append(
+                ensure_template(
+                    admin,
+                    template,
+                    base=base_name,
+                    run_id=run_id,
+                    build=slow_build,
+                    log=said.append,
+                )
+            )
+        finally:
+            admin.close()
+
+    threads = [threading.Thread(target=run, args=(f"run{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, False, True]
+    assert said == [f"waiting for another run to finish building template {template}"] * 2
+
+
+def test_a_failed_build_leaves_no_template(admin: Admin, base_name: str) -> None:
+    template = f"{base_name}_tpl"
+
+    def broken(url: URL) -> None:
+        raise RuntimeError("migration 0007 is broken")
+
+    with pytest.raises(RuntimeError, match="0007"):
+        ensure_template(admin, template, base=base_name, run_id="r", build=broken)
+    assert admin.mark_of(template) == (False, None)
+
+
+def test_an_unsealed_template_from_a_crashed_build_is_rebuilt(admin: Admin, base_name: str) -> None:
+    template = f"{base_name}_tpl"
+    admin.create(template, Mark("template", "crashed", base_name, ready=False))
+    assert build_template(admin, template, base_name)
+    assert admin.mark_of(template)[1] == Mark("template", "run1", base_name, ready=True)
+
+
+def test_clones_carry_the_schema_rows_and_settings(
+    admin: Admin, base_name: str, run_id: str
+) -> None:
+    template = f"{base_name}_tpl"
+    build_template(admin, template, base_name)
+    worker = f"{base_name}_gw0"
+    clone(admin, template, worker, Mark("worker", run_id, base_name), {"timezone": "Asia/Tokyo"})
+    with connect_to(admin.server_url, worker) as conn:
+        assert conn.execute("SELECT name FROM items").fetchall() == [("seed",)]
+        assert conn.execute("SHOW timezone").fetchone() == ("Asia/Tokyo",)
+
+
+def test_recloning_replaces_a_dead_or_same_runs_copy_only(
+    admin: Admin, base_name: str, other_run: Admin, other_run_id: str, run_id: str
+) -> None:
+    template = f"{base_name}_tpl"
+    build_template(admin, template, base_name)
+    worker = f"{base_name}_gw0"
+    clone(admin, template, worker, Mark("worker", f"{run_id}x", base_name), {})
+    clone(admin, template, worker, Mark("worker", other_run_id, base_name), {})
+    clone(admin, template, worker, Mark("worker", other_run_id, base_name), {})
+    with pytest.raises(ForeignDatabase):
+        clone(admin, template, worker, Mark("worker", run_id, base_name), {})
+
+
+def test_drop_succeeds_with_clients_still_connected(
+    admin: Admin, base_name: str, run_id: str
+) -> None:
+    name = f"{base_name}_gw0"
+    admin.create(name, Mark("worker", run_id, base_name))
+    client = connect_to(admin.server_url, name)
+    admin.drop(name, allowed=lambda mark: mark.run == run_id)
+    assert name not in database_names(admin.server_url, base_name)
+    client.close()
+
+
+def test_run_liveness_follows_the_run_lock(
+    admin: Admin, other_run: Admin, other_run_id: str
+) -> None:
+    assert admin.run_is_alive(other_run_id)
+    assert not admin.run_is_alive("nobody")
+    other_run.close()
+    # The server ends a closed client's backend, and frees its locks, a moment later.
+    wait_until(lambda: not admin.run_is_alive(other_run_id), seconds=10)
+
+
+def test_a_role_without_createdb_is_told_how_to_fix_it(server_url: URL, base_name: str) -> None:
+    admin = Admin(server_url.set(username="ci_kit_nocreatedb"))
     try:
-        binaries = find_binaries(allow_wheel=False)
-    except PostgresNotFound:
-        pytest.skip("no system PostgreSQL installed")
-    with EmbeddedPostgres(binaries) as server:
-        assert server.url is not None
-        yield server.url
+        with pytest.raises(PermissionDenied, match="ALTER ROLE ci_kit_nocreatedb CREATEDB"):
+            admin.create(f"{base_name}_gw0", Mark("worker", "r", base_name))
+    finally:
+        admin.close()
 
 
-def test_a_role_the_server_does_not_know_is_named_with_the_fix(trusting_server: URL) -> None:
-    with pytest.raises(AuthenticationFailed) as caught:
-        Admin(trusting_server.set(username="nobody_here"))
-    message = str(caught.value)
-    assert message.startswith("the server at postgresql+psycopg://nobody_here@/postgres?host=")
-    assert message.endswith(
-        "refused role 'nobody_here': role \"nobody_here\" does not exist; "
-        "check the role name and pg_hba.conf"
-    )
+def test_url_of_keeps_the_password(admin: Admin) -> None:
+    assert admin.url_of("x_test") == with_database(admin.server_url, "x_test")
+    assert admin.url_of("x_test").password == TEST_PASSWORD
 
 
 def test_a_database_another_run_drops_meanwhile_is_no_error(

@@ -320,7 +320,7 @@ def test_a_test_never_runs_on_a_database_without_the_runs_mark(
         "def _unmark(request):\n"
         "    databases = request.config.stash[__import__('ci_kit.fixtures').fixtures"
         ".DATABASES_KEY]\n"
-        "    from ci_kit.provision import connect_kwargs\n"
+        "    from ci_kit.connecting import connect_kwargs\n"
         "    with psycopg.connect(**connect_kwargs(databases.url), autocommit=True) as c:\n"
         "        c.execute(f'COMMENT ON DATABASE {databases.name} IS NULL')\n"
     )

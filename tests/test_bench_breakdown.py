@@ -37,9 +37,9 @@ from benchmarks.server_cpu import (
     read_stat,
     server_cpu_seconds,
 )
+from ci_kit.connecting import connect_kwargs
 from ci_kit.errors import PostgresNotFound
 from ci_kit.postgres import EmbeddedPostgres, find_binaries, postmaster
-from ci_kit.provision import connect_kwargs
 from tests.conftest import environ_without_kit
 
 ROOT = Path(__file__).resolve().parents[1]

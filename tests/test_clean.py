@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from ci_kit import provision
+from ci_kit import janitor
+from ci_kit.admin import Admin, Mark, run_lock, template_build_lock, template_use_lock
 from ci_kit.dburl import render, secret_forms
 from ci_kit.lifecycle import reuse_data_dir
-from ci_kit.provision import Admin, Mark
 from tests.conftest import TEST_PASSWORD, create_unmarked, database_names, run_kit
 
 
@@ -114,9 +114,9 @@ def test_a_database_a_live_run_takes_over_while_clean_runs_is_kept(
         private_admin.create(name, Mark("worker", ended, base))
     live_run, live = Admin(private_url), f"live{uuid.uuid4().hex[:6]}"
     try:
-        live_run.lock(provision.run_lock(live))
+        live_run.lock(run_lock(live))
         verdicts: dict[str, str | None] = {}
-        for verdict in provision.clean(private_admin):
+        for verdict in janitor.clean(private_admin):
             if not verdicts:  # the first one judged: ``taken`` comes after it
                 live_run.set_mark(taken, Mark("worker", live, base))
             verdicts[verdict.name] = verdict.kept
@@ -142,8 +142,8 @@ def test_unmarked_databases_with_the_kits_names_are_neither_listed_nor_dropped(
 @pytest.mark.parametrize(
     ("lock", "shared", "reason"),
     [
-        (provision.template_use_lock, True, "in use by a live run"),
-        (provision.template_build_lock, False, "being built by a live run"),
+        (template_use_lock, True, "in use by a live run"),
+        (template_build_lock, False, "being built by a live run"),
     ],
 )
 def test_a_template_a_live_run_clones_from_or_builds_is_kept(
@@ -174,7 +174,7 @@ def test_a_live_runs_worker_database_is_kept_until_the_run_ends(
     worker = f"{base}_gw0"
     live_run = Admin(private_url)
     try:
-        live_run.lock(provision.run_lock(run))
+        live_run.lock(run_lock(run))
         private_admin.create(worker, Mark("worker", run, base))
         lines = clean(project).stdout.splitlines()
         assert f"kept {worker}: in use by a live run" in lines

@@ -29,8 +29,8 @@ from sqlalchemy.engine import URL
 
 from ci.deploy.config import load_deploy_config
 from ci.deploy.database import start_cluster
+from ci_kit.connecting import connect_kwargs
 from ci_kit.postgres import stop_persistent
-from ci_kit.provision import connect_kwargs
 from tests.conftest import TEST_PASSWORD, create_unmarked
 from tests.deploy_helpers import (
     BASE,

@@ -18,10 +18,10 @@ from urllib.parse import quote, urlencode
 import pytest
 from sqlalchemy.engine import URL
 
+from ci_kit.admin import Admin, Mark
 from ci_kit.dburl import render, secret_forms
 from ci_kit.lifecycle import reuse_data_dir
 from ci_kit.postgres import stop_persistent
-from ci_kit.provision import Admin, Mark
 from tests.conftest import (
     TEST_PASSWORD,
     connect_to,
@@ -907,7 +907,7 @@ class TestCrashesAndConcurrency:
 _DROPPER = """
 import sys
 from sqlalchemy.engine import make_url
-from ci_kit.provision import Admin
+from ci_kit.admin import Admin
 Admin(make_url(sys.argv[1])).drop(sys.argv[2], allowed=lambda mark: True)
 """
 

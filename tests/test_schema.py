@@ -11,8 +11,8 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from ci_kit.admin import Admin, Mark
 from ci_kit.errors import MigrationFailed, SchemaNotInTemplate, SchemaSourceError
-from ci_kit.provision import Admin, Mark
 from ci_kit.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
 from tests.python_env import run_without
 

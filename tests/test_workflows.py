@@ -32,7 +32,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import URL
 
-from ci_kit.provision import connect_kwargs
+from ci_kit.connecting import connect_kwargs
 from tests.conftest import TEST_PASSWORD
 from tests.deploy_helpers import (
     REPO,

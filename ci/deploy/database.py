@@ -40,7 +40,7 @@ def resolve(config: DeployConfig, env: EnvironmentConfig, log: Log) -> URL:
     """
     if env.database_url is not None:
         return env.database_url
-    from ci_kit.provision import Admin
+    from ci_kit.admin import Admin
 
     url = start_cluster(config, log)
     try:

@@ -26,7 +26,7 @@ from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-    from ci_kit.provision import Verdict
+    from ci_kit.janitor import Verdict
 
 _DESCRIPTION = """pytest: run pytest with ci-kit enabled (a database per xdist worker), even in a
 project without a [tool.ci-kit] table; every argument after 'pytest' goes to
@@ -65,10 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _server(database: str | None, *, stop: bool, root: Path) -> int:
     """Start or find this project's kept embedded server; print a URL for it."""
+    from ci_kit.admin import Admin
     from ci_kit.dburl import render
     from ci_kit.lifecycle import reuse_data_dir, start_embedded
     from ci_kit.postgres import discard_persistent
-    from ci_kit.provision import Admin
 
     data_dir = reuse_data_dir(root)
     if stop:
@@ -96,7 +96,8 @@ def _server(database: str | None, *, stop: bool, root: Path) -> int:
 
 def _clean(*, dry_run: bool, root: Path) -> int:
     """List, then drop, the kit's databases on the project's server that no live run uses."""
-    from ci_kit import provision
+    from ci_kit import janitor
+    from ci_kit.admin import Admin
 
     server = _server_to_clean(root)
     if server is None:
@@ -104,9 +105,9 @@ def _clean(*, dry_run: bool, root: Path) -> int:
         return 0
     url, where = server
     verdicts: list[Verdict] = []
-    admin = provision.Admin(url)
+    admin = Admin(url)
     try:
-        for verdict in provision.clean(admin, dry_run=dry_run):
+        for verdict in janitor.clean(admin, dry_run=dry_run):
             print(_clean_line(verdict, dry_run=dry_run), flush=True)
             verdicts.append(verdict)
     finally:

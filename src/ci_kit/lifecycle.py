@@ -22,7 +22,17 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from ci_kit import outage, provision
+from ci_kit import janitor, outage
+from ci_kit.admin import (
+    Admin,
+    Mark,
+    MarkKind,
+    base_lock,
+    check_free,
+    clone,
+    ensure_template,
+    run_lock,
+)
 from ci_kit.config import KitConfig
 from ci_kit.dburl import (
     check_test_name,
@@ -34,7 +44,6 @@ from ci_kit.dburl import (
     worker_database_name,
 )
 from ci_kit.errors import ForeignDatabase
-from ci_kit.provision import Admin, Mark
 from ci_kit.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
 
 if TYPE_CHECKING:
@@ -149,7 +158,7 @@ class PreparedRun:
         try:
             dropped: list[str] = []
             with outage.tolerated(self.plan.server_url):
-                dropped = provision.drop_run_databases(self._admin, self.plan.run_id)
+                dropped = janitor.drop_run_databases(self._admin, self.plan.run_id)
             return dropped  # noqa: RET504 - the block above may end early: a lost server
         finally:
             self._admin.close()
@@ -194,18 +203,18 @@ def _prepare(
     log: Log,
 ) -> PreparedRun:
     run_id = uuid.uuid4().hex[:12]
-    admin.lock(provision.run_lock(run_id))
+    admin.lock(run_lock(run_id))
     base = config.base_name
-    if not admin.try_lock(provision.base_lock(base)):
+    if not admin.try_lock(base_lock(base)):
         base = run_base_name(base, run_id)
         log(f"another run is using {config.base_name!r} on this server; this run uses {base!r}")
     major, version = admin.server_version()
     template = template_database_name(
         config.base_name, fingerprint(source, server_major=major, root=config.root)
     )
-    swept = provision.sweep(admin, run_id=run_id, base=config.base_name, keep_template=template)
+    swept = janitor.sweep(admin, run_id=run_id, base=config.base_name, keep_template=template)
     started = time.perf_counter()
-    built = provision.ensure_template(
+    built = ensure_template(
         admin,
         template,
         base=config.base_name,
@@ -255,9 +264,9 @@ def _rehearse(admin: Admin, plan: RunPlan, workers: int) -> None:
         return
     mark = Mark("worker", plan.run_id, plan.base_name)
     for index in range(workers):
-        provision.check_free(admin, worker_database_name(plan.base_name, f"gw{index}"), mark)
+        check_free(admin, worker_database_name(plan.base_name, f"gw{index}"), mark)
     trial = worker_database_name(plan.base_name, "trial")
-    provision.clone(admin, plan.template, trial, mark, plan.settings)
+    clone(admin, plan.template, trial, mark, plan.settings)
     admin.drop(trial, allowed=lambda existing: existing.run == plan.run_id)
 
 
@@ -411,8 +420,8 @@ class WorkerDatabases:
         finally:
             self._admin.close()
 
-    def _clone(self, name: str, kind: provision.MarkKind) -> URL:
+    def _clone(self, name: str, kind: MarkKind) -> URL:
         mark = Mark(kind, self.plan.run_id, self.plan.base_name)
-        provision.clone(self._admin, self.plan.template, name, mark, self.plan.settings)
+        clone(self._admin, self.plan.template, name, mark, self.plan.settings)
         self._created.append(name)
         return self._admin.url_of(name)

@@ -48,7 +48,7 @@ def is_connection_loss(error: BaseException) -> bool:
 
 def server_is_gone(server_url: URL) -> bool:
     """Does the server refuse a new connection? Only asked after a loss."""
-    from ci_kit.provision import connect
+    from ci_kit.connecting import connect
 
     try:
         connect(server_url).close()

@@ -1,11 +1,13 @@
-"""Create, clone and drop the kit's databases, safely: SQL and nothing else.
+"""The kit's DDL: create, clone and drop its databases, safely; SQL and nothing else.
 
 Safety rests on two things. Every database the kit creates carries a mark (a JSON
 ``COMMENT ON DATABASE``) naming its kind and the run that made it, and nothing is
 dropped without the right mark. Every run holds a session-level advisory lock
 named after its run id for as long as it lives, so a later run can tell a crashed
 run's leftovers (lock free) from a live run's databases (lock held) on the same
-server, from any host.
+server, from any host. Which leftovers go, and when, is the janitor's policy
+(:mod:`ci_kit.janitor`); this module carries it out and refuses any drop a mark
+does not allow.
 """
 
 from __future__ import annotations
@@ -13,33 +15,25 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL
 
-from ci_kit.dburl import advisory_lock_key, mask, redact, with_database
+from ci_kit.connecting import connect, server_message
+from ci_kit.dburl import advisory_lock_key, mask, with_database
 from ci_kit.errors import (
-    AuthenticationFailed,
-    CiKitError,
     ConfigurationError,
-    ConnectionRefused,
     DatabaseInUse,
     ForeignDatabase,
-    InvalidDatabaseUrl,
     PermissionDenied,
-    ServerUnreachable,
-    first_line,
 )
 
 MarkKind = Literal["worker", "template", "fresh"]
 _MARK_PREFIX = "ci-kit "
-_CONNECT_TIMEOUT_SECONDS = 10
-_SWEEP_LOCK = "ci-kit:sweep"
 
 
 @dataclass(frozen=True)
@@ -76,82 +70,6 @@ class Mark:
             )
         except (ValueError, KeyError, TypeError):
             return None
-
-
-def connect(url: URL) -> psycopg.Connection[Any]:
-    """An autocommit psycopg connection, with failures turned into one-line errors.
-
-    The kit's connect timeout is a default: a ``connect_timeout`` in the URL wins.
-    """
-    kwargs = {"connect_timeout": _CONNECT_TIMEOUT_SECONDS, **connect_kwargs(url)}
-    try:
-        return psycopg.connect(**kwargs, autocommit=True)
-    except psycopg.ProgrammingError as error:  # refused before connecting: a bad value
-        raise _refused_parameters(error, url) from None
-    except psycopg.OperationalError as error:
-        raise explain_connect_error(error, url) from None
-
-
-def explain_connect_error(error: psycopg.Error, url: URL) -> CiKitError:
-    """Name the problem and its fix, password masked.
-
-    libpq reports connection-time failures without a SQLSTATE, so the server's
-    message text is what tells a wrong password from a missing database.
-    """
-    where = mask(url)
-    message = str(error)
-    detail = redact(_server_message(message), url)
-    if "password authentication failed" in message:
-        return AuthenticationFailed(
-            f"password authentication failed for role {url.username!r} at {where}: "
-            "check the password in the URL"
-        )
-    if "no pg_hba.conf entry" in message or ("role" in message and "does not exist" in message):
-        return AuthenticationFailed(
-            f"the server at {where} refused role {url.username!r}: {detail}; "
-            "check the role name and pg_hba.conf"
-        )
-    if "no password supplied" in message:
-        return AuthenticationFailed(
-            f"the server at {where} asks role {url.username!r} for a password and the URL "
-            "has none: put it in the URL (postgresql://role:PASSWORD@host/db) or set PGPASSWORD"
-        )
-    if "database" in message and "does not exist" in message:
-        return InvalidDatabaseUrl(
-            f"database {url.database!r} does not exist at {where}; the kit connects to it "
-            "for administration: set [tool.ci-kit] maintenance-db to one that exists"
-        )
-    if "invalid " in message and (" value" in message or "port number" in message):
-        return InvalidDatabaseUrl(f"the URL {where} is not usable: {detail}; fix it in the URL")
-    if any(sign in message for sign in _NOTHING_LISTENING):
-        return ServerUnreachable(
-            f"cannot reach PostgreSQL at {where}: {detail}; is the server running, and are "
-            "the host and port right? (leave the URL unset to use the embedded server)"
-        )
-    return ConnectionRefused(f"the server at {where} refused the connection: {detail}")
-
-
-# libpq's words when nothing answered, as opposed to a server that answered "no".
-_NOTHING_LISTENING = (
-    "Connection refused",
-    "could not connect",
-    "No such file or directory",
-    "timeout expired",
-    "could not translate host name",
-    "failed to resolve host",
-    "Network is unreachable",
-    "No route to host",
-    "server closed the connection unexpectedly",
-)
-
-
-def _server_message(message: str) -> str:
-    """The useful end of a libpq error: after 'FATAL:' or the last 'failed:'."""
-    line = first_line(Exception(message))
-    for marker in ("FATAL:", "failed:"):
-        if marker in line:
-            line = line.rsplit(marker, 1)[1]
-    return line.strip()
 
 
 class Admin:
@@ -294,7 +212,7 @@ class Admin:
             except (psycopg.errors.DataError, psycopg.errors.ProgrammingError) as error:
                 raise ConfigurationError(
                     f"[tool.ci-kit] database-settings {key} = {value!r} is refused by the "
-                    f"server: {_server_message(str(error))}"
+                    f"server: {server_message(str(error))}"
                 ) from None
 
     def drop(self, name: str, *, allowed: Callable[[Mark], bool]) -> None:
@@ -413,33 +331,6 @@ def template_build_lock(template: str) -> str:
     return f"ci-kit:build:{template}"
 
 
-def connect_kwargs(url: URL) -> dict[str, Any]:
-    """libpq's connection parameters in a URL, as psycopg keyword arguments.
-
-    The URL's parts, then its query (``sslmode``, ``connect_timeout``, ...; the last
-    value of a repeated key). libpq itself checks every name here, so a misspelt one
-    is one line, and no query key can land on an argument of psycopg's own
-    (``autocommit``). No conninfo string is connected with, so no quoting bugs.
-    """
-    kwargs: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
-    for key, value in url.query.items():
-        kwargs[key] = value if isinstance(value, str) else value[-1]
-    try:
-        make_conninfo("", **kwargs)
-    except psycopg.ProgrammingError as error:
-        raise _refused_parameters(error, url) from None
-    return kwargs
-
-
-def _refused_parameters(error: psycopg.Error, url: URL) -> InvalidDatabaseUrl:
-    return InvalidDatabaseUrl(
-        f"a parameter in the database URL is refused: {redact(first_line(error), url)}; "
-        "correct or remove it (the query takes libpq's parameters: sslmode, "
-        "connect_timeout, application_name, ..., see https://www.postgresql.org/docs/"
-        "current/libpq-connect.html#LIBPQ-PARAMKEYWORDS)"
-    )
-
-
 def ensure_template(
     admin: Admin,
     name: str,
@@ -501,109 +392,6 @@ def _replaceable(admin: Admin, existing: Mark, mark: Mark) -> bool:
     return existing.kind == mark.kind and (
         existing.run == mark.run or not admin.run_is_alive(existing.run)
     )
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What a sweep or a clean decided about one marked database."""
-
-    name: str
-    mark: Mark
-    kept: str | None = None
-    """Why a live run still needs it; None when it was dropped (or, dry, would be)."""
-
-
-def sweep(admin: Admin, *, run_id: str, base: str, keep_template: str) -> list[str]:
-    """Drop what crashed runs left behind, and templates of this base's older schemas.
-
-    Only marked databases are considered; a database of a live run, or a template
-    another run is using or building, is left alone.
-    """
-    if not admin.try_lock(_SWEEP_LOCK):
-        return []  # another run is sweeping right now; what it misses, the next run takes
-    try:
-        return _sweep(admin, run_id=run_id, base=base, keep_template=keep_template)
-    finally:
-        admin.unlock(_SWEEP_LOCK)
-
-
-def clean(admin: Admin, *, dry_run: bool = False) -> Iterator[Verdict]:
-    """Drop every database of the kit's on the server that no live run uses.
-
-    Sweep's rules without its scope: templates of every base go too, since a
-    person asked. Unmarked databases are not even listed. Lazy, so a person sees
-    each database as it goes; it waits for a run's sweep to finish rather than
-    race it for the same databases.
-    """
-    with admin.locked(_SWEEP_LOCK):
-        yield from _judge(admin, lambda name, mark: True, dry_run=dry_run)
-
-
-def _sweep(admin: Admin, *, run_id: str, base: str, keep_template: str) -> list[str]:
-    def in_scope(name: str, mark: Mark) -> bool:
-        if mark.run == run_id or name == keep_template:
-            return False
-        # A sealed template of another base is that base's runs' to retire.
-        return not (mark.kind == "template" and mark.ready and mark.base != base)
-
-    verdicts = _judge(admin, in_scope, dry_run=False)
-    return [verdict.name for verdict in verdicts if verdict.kept is None]
-
-
-def _judge(
-    admin: Admin, in_scope: Callable[[str, Mark], bool], *, dry_run: bool
-) -> Iterator[Verdict]:
-    """Decide, and unless ``dry_run`` drop, each marked database in scope."""
-    for name, mark in sorted(admin.marks().items()):
-        if mark is None or not in_scope(name, mark):
-            continue
-        with _claim(admin, name, mark) as kept:
-            if kept is None and not dry_run:
-                try:
-                    # The mark must be the one judged: a live run may have re-cloned it since.
-                    admin.drop(name, allowed=mark.__eq__)
-                except ForeignDatabase:
-                    kept = "taken over by a live run meanwhile"
-                except (DatabaseInUse, PermissionDenied) as error:
-                    kept = str(error)  # one stuck database must not block every run
-        yield Verdict(name, mark, kept)
-
-
-@contextmanager
-def _claim(admin: Admin, name: str, mark: Mark) -> Iterator[str | None]:
-    """Why a live run needs ``name``, or None: then it may be dropped inside the block.
-
-    A worker or fresh database is free once its run is gone. A template is free
-    when no run is building it and none holds it to clone from; both locks are
-    kept for the block, so no run starts cloning or building it mid-drop.
-    """
-    if mark.kind != "template":
-        yield "in use by a live run" if admin.run_is_alive(mark.run) else None
-        return
-    locks = (
-        (template_build_lock(name), "being built by a live run"),
-        (template_use_lock(name), "in use by a live run"),
-    )
-    with ExitStack() as held:
-        busy: str | None = None
-        for lock, reason in locks:
-            if not admin.try_lock(lock):
-                busy = reason
-                break
-            held.callback(admin.unlock, lock)
-        yield busy
-
-
-def drop_run_databases(admin: Admin, run_id: str) -> list[str]:
-    """Drop every worker and fresh database this run created, including a dead worker's."""
-    names = [
-        name
-        for name, mark in admin.marks().items()
-        if mark is not None and mark.run == run_id and mark.kind != "template"
-    ]
-    for name in names:
-        admin.drop(name, allowed=lambda m: m.run == run_id and m.kind != "template")
-    return names
 
 
 def _is_sealed(admin: Admin, name: str) -> bool:

@@ -1,0 +1,143 @@
+"""Opening a connection on a real PostgreSQL server: the URL's libpq parameters are used
+as given, and every way a connection fails is one line naming its fix, no password in it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import URL
+
+from ci_kit.admin import Admin
+from ci_kit.dburl import secret_forms
+from ci_kit.errors import (
+    AuthenticationFailed,
+    ConnectionRefused,
+    InvalidDatabaseUrl,
+    PostgresNotFound,
+    ServerUnreachable,
+)
+from ci_kit.postgres import EmbeddedPostgres, find_binaries
+from tests.conftest import TEST_PASSWORD, password_in_query
+
+
+def test_wrong_password_is_one_line_without_the_password(server_url: URL) -> None:
+    with pytest.raises(AuthenticationFailed) as caught:
+        Admin(server_url.set(password="wrong" + TEST_PASSWORD))
+    message = str(caught.value)
+    assert "password authentication failed for role 'ci_kit'" in message
+    assert TEST_PASSWORD not in message
+    assert "\n" not in message
+
+
+def test_an_unreachable_server_is_one_line(server_url: URL) -> None:
+    with pytest.raises(ServerUnreachable) as caught:
+        Admin(server_url.set(host="127.0.0.1", port=1))
+    assert "cannot reach PostgreSQL at" in str(caught.value)
+    assert TEST_PASSWORD not in str(caught.value)
+
+
+def test_libpq_parameters_in_the_url_are_used_and_its_connect_timeout_wins(
+    server_url: URL,
+) -> None:
+    query = {"connect_timeout": "5", "sslmode": "disable", "application_name": "ci-kit-field"}
+    admin = Admin(server_url.set(query=query))
+    try:
+        assert admin._scalar("SHOW application_name") == "ci-kit-field"
+        assert admin._conn.info.get_parameters()["connect_timeout"] == "5"
+    finally:
+        admin.close()
+
+
+def test_a_password_in_the_query_connects(server_url: URL) -> None:
+    Admin(password_in_query(server_url, TEST_PASSWORD)).close()
+
+
+@pytest.mark.parametrize(
+    ("query", "complaint"),
+    [
+        ({"foo": "bar"}, 'invalid connection option "foo"'),
+        ({"autocommit": "true"}, 'invalid connection option "autocommit"'),
+        ({"connect_timeout": "soon"}, "bad value for connect_timeout: 'soon'"),
+    ],
+)
+def test_a_parameter_libpq_refuses_is_one_line_naming_it(
+    server_url: URL, query: dict[str, str], complaint: str
+) -> None:
+    with pytest.raises(InvalidDatabaseUrl) as caught:
+        Admin(server_url.set(query=query))
+    message = str(caught.value)
+    assert complaint in message
+    assert "\n" not in message
+    assert not [form for form in secret_forms(server_url) if form in message]
+
+
+def test_an_unreachable_server_hides_a_password_in_the_query(server_url: URL) -> None:
+    url = password_in_query(server_url.set(port=1), "hunter2", sslmode="prefer")
+    with pytest.raises(ServerUnreachable) as caught:
+        Admin(url)
+    assert "?password=***&sslmode=prefer" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "says"),
+    [
+        (
+            {"password": None},
+            AuthenticationFailed,
+            "asks role 'ci_kit' for a password and the URL has none",
+        ),
+        (
+            {"query": {"sslmode": "bogus"}},
+            InvalidDatabaseUrl,
+            'invalid sslmode value: "bogus"; fix it',
+        ),
+        ({"port": 99999}, InvalidDatabaseUrl, 'invalid port number: "99999"; fix it in the URL'),
+        (
+            {"query": {"sslmode": "require"}},
+            ConnectionRefused,
+            "refused the connection: server does",
+        ),
+    ],
+    ids=["no-password", "bad-sslmode", "port-out-of-range", "ssl-required"],
+)
+def test_a_server_that_answers_no_is_not_called_unreachable(
+    server_url: URL,
+    monkeypatch: pytest.MonkeyPatch,
+    change: dict[str, object],
+    error: type[Exception],
+    says: str,
+) -> None:
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", os.devnull)
+    with pytest.raises(error) as caught:
+        Admin(server_url._replace(**change))
+    assert says in str(caught.value)
+    assert "is the server running" not in str(caught.value)
+    assert not [form for form in secret_forms(TEST_PASSWORD) if form in str(caught.value)]
+
+
+@pytest.fixture
+def trusting_server() -> Iterator[URL]:
+    """An embedded server: trust authentication, so it names a role it does not know."""
+    try:
+        binaries = find_binaries(allow_wheel=False)
+    except PostgresNotFound:
+        pytest.skip("no system PostgreSQL installed")
+    with EmbeddedPostgres(binaries) as server:
+        assert server.url is not None
+        yield server.url
+
+
+def test_a_role_the_server_does_not_know_is_named_with_the_fix(trusting_server: URL) -> None:
+    with pytest.raises(AuthenticationFailed) as caught:
+        Admin(trusting_server.set(username="nobody_here"))
+    message = str(caught.value)
+    assert message.startswith("the server at postgresql+psycopg://nobody_here@/postgres?host=")
+    assert message.endswith(
+        "refused role 'nobody_here': role \"nobody_here\" does not exist; "
+        "check the role name and pg_hba.conf"
+    )

@@ -234,8 +234,7 @@ class FakeConnection:
 
 @pytest.fixture
 def ssh_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Any]]:
-    from ci.deploy.ssh import SshTarget
-    from ci.deploy.targets import AppSettings
+    from ci.deploy.targets import AppSettings, SshTarget
 
     environment = {
         "target": "ssh",

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from ci.deploy import manifest, venvs
-from ci.deploy.config import DeployConfig, EnvironmentConfig
-from ci.deploy.errors import CommandFailed, DeployConfigError
+from ci.deploy.errors import CommandFailed
 from ci.deploy.plan import Release, Step
 from ci.deploy.remote import connect
-from ci.deploy.shell import Shell, live_output, tail
-from ci.deploy.targets import AppSettings, TargetBase
+from ci.deploy.shell import live_output, tail
+from ci.deploy.targets.base import TargetBase
 
 _APP = "backend_sample.app:create_app"
 
@@ -30,19 +29,19 @@ _APP = "backend_sample.app:create_app"
 class SshTarget(TargetBase):
     """Releases under ``remote_path`` on ``ssh_host``, served by uvicorn there."""
 
-    def __init__(
-        self,
-        shell: Shell,
-        config: DeployConfig,
-        env: EnvironmentConfig,
-        settings: AppSettings | None,
-    ) -> None:
-        if not env.remote_path:
-            raise DeployConfigError(f"environment {env.name}: the ssh target needs remote_path")
-        super().__init__(shell, config, env, settings)
-        self.remote = env.remote_path
-        self.local = config.environment_dir(env.name)
-        self._connection: Any = None
+    # Fabric's Connection, opened on first use, not when the target is built.
+    _connection: Any = None
+
+    @property
+    def remote(self) -> str:
+        """The environment's directory on the host."""
+        assert self.env.remote_path is not None  # checked with the configuration
+        return self.env.remote_path
+
+    @property
+    def local(self) -> Path:
+        """Where this machine keeps the environment's smoke-test venvs."""
+        return self.config.environment_dir(self.env.name)
 
     @property
     def connection(self) -> Any:

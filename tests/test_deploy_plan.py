@@ -6,7 +6,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from ci.deploy.config import load_deploy_config
@@ -55,6 +55,7 @@ def test_release_names_its_wheel_and_image_by_digest_once_pushed() -> None:
 
 @given(st.text(min_size=1, max_size=30), st.text(max_size=30), st.text(max_size=30))
 def test_masker_hides_a_secret_raw_and_url_encoded(secret: str, before: str, after: str) -> None:
+    assume(secret not in MASK)  # a "secret" such as "*" is in every masked text: no mask hides it
     masker = Masker([secret])
     for form in (secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)):
         shown = masker.mask(before + form + after)

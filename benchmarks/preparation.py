@@ -2,8 +2,8 @@
 
 As the history grows, migrating each worker's database costs more and more, while
 a clone copies the finished files and should stay flat. Measured in-process on the
-shared server: the kit's :func:`ci.lifecycle.prepare_run` builds the template once,
-:class:`ci.lifecycle.WorkerDatabases` clones it; the baseline creates an empty
+shared server: the kit's :func:`ci_kit.lifecycle.prepare_run` builds the template once,
+:class:`ci_kit.workers.WorkerDatabases` clones it; the baseline creates an empty
 database and runs ``alembic upgrade head`` in it, as a worker would.
 """
 
@@ -20,7 +20,8 @@ from benchmarks.suite import write_history
 from ci_kit.config import load_config
 from ci_kit.connecting import connect_kwargs
 from ci_kit.dburl import render
-from ci_kit.lifecycle import WorkerDatabases, prepare_run
+from ci_kit.lifecycle import prepare_run
+from ci_kit.workers import WorkerDatabases
 
 
 def run(ctx: Context) -> Section:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from benchmarks.common import Context, Measurement, Section, timed_to_first_test
 from benchmarks.suite import SuiteSpec, write_suite
-from ci_kit.lifecycle import reuse_data_dir
-from ci_kit.postgres import stop_persistent
+from ci_kit.postgres import reuse_data_dir, stop_persistent
 
 COLD = "cold: ephemeral server (default)"
 FIRST = "first --ci-kit-reuse run"

@@ -32,8 +32,7 @@ from sqlalchemy.engine import URL, make_url
 from ci_kit.admin import Admin, ensure_template, run_lock
 from ci_kit.connecting import connect_kwargs
 from ci_kit.dburl import DRIVERNAME, mask, parse_database_url, redact, render, with_database
-from ci_kit.lifecycle import reuse_data_dir
-from ci_kit.postgres import running_url
+from ci_kit.postgres import reuse_data_dir, running_url
 from tests.deploy_helpers import (
     BASE,
     REGISTRY_PASSWORD,

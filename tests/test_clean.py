@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL
 from ci_kit import janitor
 from ci_kit.admin import Admin, Mark, run_lock, template_build_lock, template_use_lock
 from ci_kit.dburl import render, secret_forms
-from ci_kit.lifecycle import reuse_data_dir
+from ci_kit.postgres import reuse_data_dir
 from tests.conftest import TEST_PASSWORD, create_unmarked, database_names, run_kit
 
 

@@ -143,7 +143,7 @@ def test_server_keeps_an_embedded_postgres_for_local_development(
         stopped = run_cli(pytester, "server", "--stop")
     assert "stopped the server" in stopped.stderr
     assert "MB freed" in stopped.stderr
-    from ci_kit.lifecycle import reuse_data_dir
+    from ci_kit.postgres import reuse_data_dir
 
     assert not reuse_data_dir(pytester.path).exists(), "nothing of it left in /dev/shm"
     assert "no kept server" in run_cli(pytester, "server", "--stop").stderr

@@ -20,8 +20,7 @@ from sqlalchemy.engine import URL
 
 from ci_kit.admin import Admin, Mark
 from ci_kit.dburl import render, secret_forms
-from ci_kit.lifecycle import reuse_data_dir
-from ci_kit.postgres import stop_persistent
+from ci_kit.postgres import reuse_data_dir, stop_persistent
 from tests.conftest import (
     TEST_PASSWORD,
     connect_to,
@@ -715,12 +714,12 @@ class TestWhatWouldStopAWorker:
             breaker="""
             import os
             if os.environ.get("PYTEST_XDIST_WORKER") == "gw1":
-                from ci_kit import lifecycle
+                from ci_kit import workers
 
                 def create(self):
                     raise RuntimeError("disk full, say")
 
-                lifecycle.WorkerDatabases.create = create
+                workers.WorkerDatabases.create = create
             """
         )
         url = server_url.set(database=base_name)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL
 
 from ci_kit.config import SETTINGS
 from ci_kit.dburl import render
-from ci_kit.lifecycle import RunPlan
+from ci_kit.plan import RunPlan
 from tests.conftest import create_unmarked, database_names
 from tests.test_plugin import seen, write_project
 

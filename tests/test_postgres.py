@@ -37,7 +37,6 @@ from ci_kit.postgres import (
     cluster_root,
     discard_persistent,
     find_binaries,
-    kept_cluster_dir,
     main,
     postmaster,
     running_url,
@@ -47,7 +46,7 @@ from ci_kit.postgres import (
 from ci_kit.postgres.binaries import server_user, usable_bin_dir
 from ci_kit.postgres.cluster import _last_line
 from ci_kit.postgres.interrupts import deferred, hold, release
-from ci_kit.postgres.processes import SETTINGS_FILE, temp_root
+from ci_kit.postgres.processes import SETTINGS_FILE, kept_cluster_dir, temp_root
 from tests.conftest import running
 from tests.python_env import run_without
 
@@ -784,8 +783,8 @@ def in_mount_namespace(mount: list[str], code: str) -> str:
 
 def test_a_read_only_dev_shm_sends_clusters_to_the_temp_dir() -> None:
     code = (
-        "from ci_kit.postgres import cluster_root, kept_cluster_dir\n"
-        "from ci_kit.postgres.processes import temp_root\n"
+        "from ci_kit.postgres import cluster_root\n"
+        "from ci_kit.postgres.processes import kept_cluster_dir, temp_root\n"
         "print(cluster_root() == temp_root(), kept_cluster_dir('x') == temp_root() / 'x')\n"
     )
     mount = ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", "/dev/shm"]

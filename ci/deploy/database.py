@@ -121,7 +121,7 @@ def _prepare_directories(config: DeployConfig, log: Log) -> None:
 
 def _binaries(config: DeployConfig) -> PgBinaries:
     """The server binaries the project's ``[tool.ci-kit]`` names, as its test runs find them."""
-    from ci_kit.lifecycle import configured_binaries
+    from ci_kit.postgres import configured_binaries
 
     root = find_rootdir(config.root)
     table = read_pyproject_table(root) or {}

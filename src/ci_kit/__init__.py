@@ -18,8 +18,8 @@ _EXPORTS = {
     "read_pyproject_table": "ci_kit.config",
     "find_rootdir": "ci_kit.project",
     "PreparedRun": "ci_kit.lifecycle",
-    "RunPlan": "ci_kit.lifecycle",
-    "WorkerDatabases": "ci_kit.lifecycle",
+    "RunPlan": "ci_kit.plan",
+    "WorkerDatabases": "ci_kit.workers",
     "prepare_run": "ci_kit.lifecycle",
 }
 

@@ -67,8 +67,7 @@ def _server(database: str | None, *, stop: bool, root: Path) -> int:
     """Start or find this project's kept embedded server; print a URL for it."""
     from ci_kit.admin import Admin
     from ci_kit.dburl import render
-    from ci_kit.lifecycle import reuse_data_dir, start_embedded
-    from ci_kit.postgres import discard_persistent
+    from ci_kit.postgres import discard_persistent, reuse_data_dir, start_embedded
 
     data_dir = reuse_data_dir(root)
     if stop:
@@ -123,8 +122,7 @@ def _server_to_clean(root: Path) -> tuple[URL, str] | None:
     would cost an initdb and clean nothing.
     """
     from ci_kit.dburl import mask
-    from ci_kit.lifecycle import reuse_data_dir
-    from ci_kit.postgres import running_url
+    from ci_kit.postgres import reuse_data_dir, running_url
 
     config = load_config(root, read_pyproject_table(root), os.environ, {})
     url = config.external_server()

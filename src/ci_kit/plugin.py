@@ -55,7 +55,7 @@ from ci_kit.phases import record as record_phase
 from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
 
 if TYPE_CHECKING:
-    from ci_kit.lifecycle import RunPlan, RunReport
+    from ci_kit.plan import RunPlan, RunReport
 
 __all__ = ["db_connection", "db_engine", "db_session", "db_url", "phase_seconds"]
 
@@ -197,7 +197,7 @@ def _hand_to_workers(config: pytest.Config, plan: RunPlan) -> None:
 
 def _set_for_the_run(config: pytest.Config, name: str, value: str) -> None:
     """``os.environ[name] = value`` until the run ends, then what it was."""
-    from ci_kit.lifecycle import environment_variable
+    from ci_kit.workers import environment_variable
 
     restore = contextlib.ExitStack()
     restore.enter_context(environment_variable(name, value))
@@ -218,7 +218,7 @@ def _plan_from_controller(
     del os.environ[_PLAN_ENV]  # the password goes no further than this worker
     import_libraries(config.stash)
     with phase(config.stash, "import"):
-        from ci_kit.lifecycle import RunPlan
+        from ci_kit.plan import RunPlan
 
     return RunPlan.from_wire(wire["plan"]), worker_id
 
@@ -337,7 +337,7 @@ def _worker_error_line(error: object | None) -> str | None:
 
 def _open_databases(config: pytest.Config, plan: RunPlan, worker_id: str | None) -> None:
     """Clone this process's database, and point ``url-env`` at it for the conftests."""
-    from ci_kit.lifecycle import WorkerDatabases
+    from ci_kit.workers import WorkerDatabases
 
     databases = WorkerDatabases(plan, worker_id)
 

@@ -1,4 +1,4 @@
-"""Where the server comes from: the embedded ephemeral cluster.
+"""Where the server comes from: the one configured, else the embedded ephemeral cluster.
 
 When no database URL is given the kit runs its own PostgreSQL: a throwaway cluster in
 a temporary directory, tuned for tests (durability off), reachable only through a
@@ -9,6 +9,7 @@ PostgreSQL refuses to run as root, so as root every server command runs as an
 unprivileged user. A killed run never reaches its teardown and its postmaster, in its
 own session, outlives it: every start first sweeps the clusters whose owner is gone.
 
+- :mod:`ci_kit.postgres.choice`: which server a run uses, and where a kept one lives;
 - :mod:`ci_kit.postgres.binaries`: finding the server binaries, and the user they run as;
 - :mod:`ci_kit.postgres.processes`: where clusters live, their owners and postmasters;
 - :mod:`ci_kit.postgres.cluster`: :class:`EmbeddedPostgres`, one running cluster;
@@ -24,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ci_kit.postgres.binaries import PgBinaries, find_binaries
+from ci_kit.postgres.choice import configured_binaries, reuse_data_dir, start_embedded, start_server
 from ci_kit.postgres.cluster import EmbeddedPostgres, running_url
 from ci_kit.postgres.processes import (
     PREFIX,
@@ -31,7 +33,6 @@ from ci_kit.postgres.processes import (
     cluster_directories,
     cluster_root,
     discard_persistent,
-    kept_cluster_dir,
     postmaster,
     stop_persistent,
     sweep_orphans,
@@ -57,12 +58,15 @@ __all__ = [
     "PgBinaries",
     "cluster_directories",
     "cluster_root",
+    "configured_binaries",
     "discard_persistent",
     "find_binaries",
-    "kept_cluster_dir",
     "main",
     "postmaster",
+    "reuse_data_dir",
     "running_url",
+    "start_embedded",
+    "start_server",
     "stop_persistent",
     "sweep_orphans",
 ]

@@ -1,0 +1,101 @@
+"""A run's plan and report: values only, no I/O.
+
+The plan is the one channel from the controller to its workers, so it is plain
+data that crosses a process boundary intact; the report is what a person reads at
+the top and end of a run. Neither does anything: a worker reads its plan without
+importing the code that prepared it, and both can be built and checked in a test
+without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What every worker needs from the controller, as plain values execnet can carry.
+
+    The server URL travels as its parts, not as a rendered string, so a password
+    with ``%`` or ``@`` in it arrives exactly as it left.
+    """
+
+    server: Mapping[str, Any]
+    run_id: str
+    base_name: str
+    template: str
+    isolation: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+    url_env: str | None = None
+
+    @property
+    def server_url(self) -> URL:
+        parts = dict(self.server)
+        return URL.create(
+            drivername=parts["drivername"],
+            username=parts["username"],
+            password=parts["password"],
+            host=parts["host"],
+            port=parts["port"],
+            database=parts["database"],
+            query=parts["query"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self) | {"server": dict(self.server), "settings": dict(self.settings)}
+
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any]) -> RunPlan:
+        return cls(**wire)
+
+    @classmethod
+    def for_server(cls, url: URL, **fields: Any) -> RunPlan:
+        server = {
+            "drivername": url.drivername,
+            "username": url.username,
+            "password": url.password,
+            "host": url.host,
+            "port": url.port,
+            "database": url.database,
+            "query": dict(url.query),
+        }
+        return cls(server=server, **fields)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The facts a person wants at the top of a run."""
+
+    server: str
+    version: str
+    base_name: str
+    template: str
+    schema: str
+    template_built: bool
+    template_seconds: float
+    swept: tuple[str, ...]
+    server_seconds: float = 0.0
+    """Finding or starting the server: an embedded one's ``initdb`` and start."""
+
+    def summary(self) -> str:
+        """One line for the end of a run."""
+        action = "built" if self.template_built else "reused"
+        return (
+            f"PostgreSQL {self.version} ({self.server.split(',')[0]}); "
+            f"template {action} in {self.template_seconds:.2f} s"
+        )
+
+    def lines(self) -> list[str]:
+        action = "built" if self.template_built else "reused"
+        lines = [
+            f"PostgreSQL {self.version} ({self.server})",
+            f"template {self.template} {action} in {self.template_seconds:.2f} s "
+            f"from {self.schema}; test databases {self.base_name}[_gwN]",
+        ]
+        if self.swept:
+            lines.append(f"dropped {len(self.swept)} leftover database(s): {', '.join(self.swept)}")
+        return lines

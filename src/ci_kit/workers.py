@@ -1,0 +1,107 @@
+"""A test process's side of a run: its own clone of the template, and fresh clones per test.
+
+Every xdist worker runs this, so it stands apart from the controller's preparation
+(:mod:`ci_kit.lifecycle`): a worker needs its plan and the SQL to clone and drop, not
+the schema code, the sweep or the server's start. What it creates it marks with the
+run's id and drops only under that mark; a killed worker's leftovers go with the
+controller's cleanup or the next run's sweep.
+
+Pointing a variable at a database for a while (:func:`environment_variable`) is
+here too: a worker points ``url-env`` at its clones, and the controller borrows it
+for the template's build and the plan's hand-off without loading anything more.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.engine import URL
+
+from ci_kit import outage
+from ci_kit.admin import Admin, Mark, MarkKind, clone
+from ci_kit.dburl import fresh_database_name, worker_database_name
+from ci_kit.errors import ForeignDatabase
+from ci_kit.plan import RunPlan
+
+
+@contextmanager
+def environment_variable(name: str | None, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` for the block, then what it was; nothing when no name."""
+    if name is None:
+        yield
+        return
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+class WorkerDatabases:
+    """One test process's databases: its clone of the template, and per-test fresh clones."""
+
+    def __init__(self, plan: RunPlan, worker_id: str | None) -> None:
+        self.plan = plan
+        self.name = worker_database_name(plan.base_name, worker_id)
+        self._admin = Admin(plan.server_url)
+        self._created: list[str] = []
+        self._fresh_count = 0
+
+    @property
+    def url(self) -> URL:
+        return self._admin.url_of(self.name)
+
+    def create(self) -> URL:
+        """Clone the template into this process's own database."""
+        return self._clone(self.name, "worker")
+
+    def check_ours(self, url: URL) -> None:
+        """Raise unless ``url`` names a database this run created and marked.
+
+        The last guard before a test touches a database: whatever went wrong
+        upstream, no test runs on a database the kit did not create for this run.
+        """
+        name = url.database or ""
+        exists, mark = self._admin.mark_of(name)
+        if not exists or mark is None or mark.run != self.plan.run_id:
+            raise ForeignDatabase(
+                f"refusing to run tests on database {name!r}: it does not carry this "
+                "run's ci-kit mark"
+            )
+
+    def create_fresh(self) -> URL:
+        """A clone of the template for one test marked ``fresh``."""
+        self._fresh_count += 1
+        return self._clone(fresh_database_name(self.name, self._fresh_count), "fresh")
+
+    def drop(self, url: URL) -> None:
+        """Drop a database this object created; any other name is refused."""
+        name = url.database
+        if name not in self._created:
+            return
+        run_id = self.plan.run_id
+        self._admin.drop(name, allowed=lambda mark: mark.run == run_id)
+        self._created.remove(name)
+
+    def close(self) -> None:
+        """Drop what is left of this process's databases and disconnect; idempotent."""
+        if self._admin.closed:
+            return
+        try:
+            with outage.tolerated(self.plan.server_url):
+                for name in reversed(self._created):
+                    self.drop(self._admin.url_of(name))
+        finally:
+            self._admin.close()
+
+    def _clone(self, name: str, kind: MarkKind) -> URL:
+        mark = Mark(kind, self.plan.run_id, self.plan.base_name)
+        clone(self._admin, self.plan.template, name, mark, self.plan.settings)
+        self._created.append(name)
+        return self._admin.url_of(name)

@@ -80,10 +80,15 @@ def server_url() -> URL:
     return url
 
 
+def new_base_name() -> str:
+    """A base name no other test uses, that looks like a test database's to the kit."""
+    return f"kit_{uuid.uuid4().hex[:8]}_test"
+
+
 @pytest.fixture
 def base_name(server_url: URL) -> Iterator[str]:
     """A base test database name unique to this test; whatever it left is dropped."""
-    base = f"kit_{uuid.uuid4().hex[:8]}_test"
+    base = new_base_name()
     yield base
     for name in database_names(server_url, base):
         drop_leftover(server_url, name)
@@ -117,10 +122,8 @@ def run_id(server_url: URL) -> Iterator[str]:
     run; a mark naming a run nobody holds is a crashed run's, for any sweep to take.
     """
     run = f"run{uuid.uuid4().hex[:8]}"
-    holder = Admin(server_url)
-    holder.lock(run_lock(run))
-    yield run
-    holder.close()
+    with live_run(server_url, run):
+        yield run
 
 
 @pytest.fixture
@@ -139,10 +142,19 @@ def other_run_id() -> str:
 @pytest.fixture
 def other_run(server_url: URL, other_run_id: str) -> Iterator[Admin]:
     """A second, live run: its own connection holding its run lock."""
-    other = Admin(server_url)
-    other.lock(run_lock(other_run_id))
-    yield other
-    other.close()
+    with live_run(server_url, other_run_id) as other:
+        yield other
+
+
+@contextlib.contextmanager
+def live_run(server_url: URL, run: str) -> Iterator[Admin]:
+    """A connection holding ``run``'s run lock, as a live run's does, until the block ends."""
+    holder = Admin(server_url)
+    try:
+        holder.lock(run_lock(run))
+        yield holder
+    finally:
+        holder.close()
 
 
 @pytest.fixture

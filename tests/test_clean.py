@@ -18,10 +18,17 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit import janitor
-from ci_kit.admin import Admin, Mark, run_lock, template_build_lock, template_use_lock
+from ci_kit.admin import Admin, Mark, template_build_lock, template_use_lock
 from ci_kit.dburl import render, secret_forms
 from ci_kit.postgres import reuse_data_dir
-from tests.conftest import TEST_PASSWORD, create_unmarked, database_names, run_kit
+from tests.conftest import (
+    TEST_PASSWORD,
+    create_unmarked,
+    database_names,
+    live_run,
+    new_base_name,
+    run_kit,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +47,7 @@ def private_admin(private_url: URL) -> Iterator[Admin]:
 
 @pytest.fixture
 def base() -> str:
-    return f"kit_{uuid.uuid4().hex[:8]}_test"
+    return new_base_name()
 
 
 def clean(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -112,19 +119,16 @@ def test_a_database_a_live_run_takes_over_while_clean_runs_is_kept(
     first, taken = f"{base}_a_gw0", f"{base}_b_gw0"
     for name in (first, taken):
         private_admin.create(name, Mark("worker", ended, base))
-    live_run, live = Admin(private_url), f"live{uuid.uuid4().hex[:6]}"
-    try:
-        live_run.lock(run_lock(live))
+    live = f"live{uuid.uuid4().hex[:6]}"
+    with live_run(private_url, live) as the_live_run:
         verdicts: dict[str, str | None] = {}
         for verdict in janitor.clean(private_admin):
             if not verdicts:  # the first one judged: ``taken`` comes after it
-                live_run.set_mark(taken, Mark("worker", live, base))
+                the_live_run.set_mark(taken, Mark("worker", live, base))
             verdicts[verdict.name] = verdict.kept
         assert verdicts[first] is None
         assert verdicts[taken] == "taken over by a live run meanwhile"
         assert database_names(private_url, base) == {taken}
-    finally:
-        live_run.close()
 
 
 def test_unmarked_databases_with_the_kits_names_are_neither_listed_nor_dropped(
@@ -172,15 +176,11 @@ def test_a_live_runs_worker_database_is_kept_until_the_run_ends(
 ) -> None:
     run = f"live{uuid.uuid4().hex[:6]}"
     worker = f"{base}_gw0"
-    live_run = Admin(private_url)
-    try:
-        live_run.lock(run_lock(run))
+    with live_run(private_url, run):
         private_admin.create(worker, Mark("worker", run, base))
         lines = clean(project).stdout.splitlines()
         assert f"kept {worker}: in use by a live run" in lines
         assert database_names(private_url, base) == {worker}
-    finally:
-        live_run.close()
     dropped = f"dropped {worker} (worker database of ended run {run})"
     assert dropped in clean(project).stdout.splitlines()
 

@@ -26,6 +26,7 @@ from tests.conftest import (
     connect_to,
     create_unmarked,
     database_names,
+    new_base_name,
     password_in_query,
     running,
     wait_until,
@@ -393,7 +394,7 @@ class TestExternalServer:
     ) -> None:
         """On a server of its own: a concurrent test's run holding the sweep lock would make
         the third run leave the old template to a later run, as it should."""
-        server_url, base_name = private_url, f"kit_{uuid.uuid4().hex[:8]}_test"
+        server_url, base_name = private_url, new_base_name()
         write_project(pytester, base_name, count=1)
         external_env(monkeypatch, server_url, base_name)
         first = pytester.runpytest_subprocess("-p", "no:randomly")
@@ -796,7 +797,7 @@ class TestCrashesAndConcurrency:
         private_url: URL,
     ) -> None:
         """On a server of its own: a concurrent test's run would sweep the leftovers too."""
-        base_name = f"kit_{uuid.uuid4().hex[:8]}_test"
+        base_name = new_base_name()
         server_url = private_url
         write_project(pytester, base_name, count=1)
         bystander = f"{base_name}_gw7"
@@ -870,7 +871,7 @@ class TestCrashesAndConcurrency:
         test's run would sweep the invalid database before this test's next run.
         """
         server_url = private_url
-        base_name = f"kit_{uuid.uuid4().hex[:8]}_test"
+        base_name = new_base_name()
         name = f"{base_name}_gw0"
         admin = Admin(server_url)
         admin.create(name, Mark("worker", f"dead{uuid.uuid4().hex[:8]}", base_name))

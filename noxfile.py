@@ -110,6 +110,7 @@ def coverage_shards(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks: ratios measured side by side in one run; writes docs/benchmarks/."""
+    session.run("hyperfine", "--version", external=True)  # times every run; scripts/setup-deploy
     _install(session, "test", "bench", sample=True)
     session.run("python", "-m", "benchmarks", *session.posargs)
 

@@ -23,8 +23,8 @@ it synthetic ones.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ KIT_PHASES = {
     "engine": "creating this process's engine",
     "close": "at the end: dropping this process's databases, disconnecting",
 }
-"""What the kit's own phase timings (``ci_kit.plugin.phase_seconds``) mean."""
+"""What the kit's own phase timings (``ci_kit.phase_seconds``) mean."""
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,7 @@ class Row:
     section: Section = "wall"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "seconds": self.seconds,
-            "explanation": self.explanation,
-            "level": self.level,
-            "section": self.section,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -113,25 +107,7 @@ class WorkerTimes:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "tests": self.tests,
-            "startup": self.startup,
-            "spawn": self.spawn,
-            "interpreter": self.interpreter,
-            "kit_open": self.kit_open,
-            "conftests": self.conftests,
-            "collection": self.collection,
-            "to_first_test": self.to_first_test,
-            "late_start": self.late_start,
-            "busy": self.busy,
-            "between": self.between,
-            "idle_tail": self.idle_tail,
-            "end_of_session": self.end_of_session,
-            "cleanup": self.cleanup,
-            "cpu": self.cpu,
-            "kit": dict(self.kit),
-        }
+        return {**asdict(self), "startup": self.startup}
 
 
 @dataclass(frozen=True)
@@ -748,12 +724,3 @@ def _server_test_phase_cpu(main: ProcessRecord) -> float:
     if server is None or not {"first_test", "session_finish"} <= server.cpu.keys():
         return 0.0
     return server.cpu["session_finish"] - server.cpu["first_test"]
-
-
-def format_rows(rows: Iterable[Row]) -> str:
-    """The rows as an indented text table, for a log or a terminal."""
-    lines = []
-    for row in rows:
-        name = "  " * row.level + row.name
-        lines.append(f"{name:<40} {row.seconds:8.2f} s  {row.explanation}")
-    return "\n".join(lines)

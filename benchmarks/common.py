@@ -1,27 +1,23 @@
-"""What every measurement shares: samples, ratios, the run context, timed subprocesses.
+"""What every measurement shares: samples, ratios, the run's context.
 
 Each benchmark module returns a :class:`Section`: raw samples per variant and the
 ratios between them, all taken in one run on one machine, so that the ratios, not
-the absolute seconds, are what a reader compares.
+the absolute seconds, are what a reader compares. The runs themselves are timed by
+hyperfine (:mod:`benchmarks.hyperfine`).
 """
 
 from __future__ import annotations
 
+import math
 import os
-import re
-import resource
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL
-
-from benchmarks.first_test import FIRST_TEST_ENV
 
 Log = Callable[[str], None]
 
@@ -32,7 +28,7 @@ class BenchmarkFailed(RuntimeError):
 
 @dataclass
 class Measurement:
-    """Repeated samples of one variant: 'serial', 'clone @ 50 revisions', ..."""
+    """Repeated samples of one variant, one per round: 'kit, serial', 'clone @ 50', ..."""
 
     variant: str
     unit: str
@@ -42,25 +38,6 @@ class Measurement:
     @property
     def median(self) -> float:
         return statistics.median(self.samples)
-
-    @property
-    def low(self) -> float:
-        return min(self.samples)
-
-    @property
-    def high(self) -> float:
-        return max(self.samples)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "variant": self.variant,
-            "unit": self.unit,
-            "median": self.median,
-            "min": self.low,
-            "max": self.high,
-            "samples": self.samples,
-            "params": self.params,
-        }
 
 
 @dataclass
@@ -73,10 +50,6 @@ class Ratio:
     rounds: list[float] = field(default_factory=list)
     """The per-round ratios a paired ratio is the median of."""
 
-    def to_json(self) -> dict[str, Any]:
-        found = {"name": self.name, "value": self.value, "meaning": self.meaning}
-        return found | ({"rounds": self.rounds} if self.rounds else {})
-
 
 @dataclass
 class Table:
@@ -85,9 +58,6 @@ class Table:
     title: str
     columns: list[str]
     rows: list[list[Any]]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"title": self.title, "columns": self.columns, "rows": self.rows}
 
 
 @dataclass
@@ -122,22 +92,22 @@ class Section:
         most, so a drift in the machine's speed hits both sides of each ratio.
         """
         pairs = zip(self.get(numerator).samples, self.get(denominator).samples, strict=True)
-        ratios = [top / bottom for top, bottom in pairs]
-        added = Ratio(name, statistics.median(ratios), meaning, ratios)
+        return self.rounds_ratio(name, [top / bottom for top, bottom in pairs], meaning)
+
+    def rounds_ratio(self, name: str, rounds: Sequence[float], meaning: str) -> Ratio:
+        """Add and return a ratio taken once per round: the median of the rounds'."""
+        added = Ratio(name, statistics.median(rounds), meaning, list(rounds))
         self.ratios.append(added)
         return added
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "title": self.title,
-            "load": self.load,
-            "measurements": [m.to_json() for m in self.measurements],
-            "ratios": [r.to_json() for r in self.ratios],
-            "tables": [t.to_json() for t in self.tables],
-            "details": self.details,
-            "notes": self.notes,
-        }
+        """Everything, each measurement's median and spread with its samples."""
+        found = asdict(self)
+        for measured in found["measurements"]:
+            samples = measured["samples"]
+            measured |= {"median": statistics.median(samples), "min": min(samples)}
+            measured["max"] = max(samples)
+        return found
 
 
 @dataclass
@@ -176,87 +146,32 @@ class Context:
         return {**environ, **(extra or {})}
 
 
-@dataclass(frozen=True)
-class RunOutput:
-    """A finished measured run: its wall time, its CPU time and what it printed."""
-
-    seconds: float
-    output: str
-    cpu_seconds: float = 0.0
-    """User + system time of the process and the children it waited for: a second
-    opinion on small differences, since other work on the machine stretches it too,
-    but not always as it stretches the wall time."""
-
-    def passed(self) -> int:
-        found = re.findall(r"(\d+) passed", self.output)
-        return int(found[-1]) if found else 0
+T = TypeVar("T")
 
 
-def timed_run(
-    argv: Sequence[str],
-    *,
-    cwd: Path,
-    env: Mapping[str, str],
-    expect_passed: int | None = None,
-    user: str | None = None,
-) -> RunOutput:
-    """Run ``argv`` to completion and time it from outside, as a user would feel it."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
-        list(argv),
-        cwd=cwd,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        check=False,
-        user=user,
-    )
-    seconds = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result = RunOutput(seconds, done.stdout + done.stderr, cpu)
-    if done.returncode != 0 or (expect_passed is not None and result.passed() != expect_passed):
-        tail = "\n".join(result.output.splitlines()[-25:])
-        raise BenchmarkFailed(
-            f"{' '.join(argv)} (in {cwd}) exited {done.returncode}, "
-            f"{result.passed()} passed (expected {expect_passed}):\n{tail}"
-        )
-    return result
+def rotated(items: Sequence[T], shift: int) -> list[T]:
+    """``items`` started ``shift`` places later: round ``n`` of A, B, C runs B, C, A for n=1.
 
-
-def timed_to_first_test(
-    argv: Sequence[str],
-    *,
-    cwd: Path,
-    env: Mapping[str, str],
-    marker: Path,
-    expect_passed: int | None = None,
-) -> tuple[RunOutput, float]:
-    """:func:`timed_run` of a pytest command, and the seconds from its start to its first test.
-
-    ``argv`` must end with pytest's arguments: ``-p benchmarks.first_test`` is appended,
-    and writes the moment the first test's setup begins to ``marker``.
+    No variant always runs first (after a pause, on a cooler machine) or last.
     """
-    marker.unlink(missing_ok=True)
-    started = time.monotonic()
-    done = timed_run(
-        [*argv, "-p", "benchmarks.first_test"],
-        cwd=cwd,
-        env={**env, FIRST_TEST_ENV: str(marker)},
-        expect_passed=expect_passed,
-    )
+    shift %= max(len(items), 1)
+    return [*items[shift:], *items[:shift]]
+
+
+def seconds_to_first_test(marker: Path) -> float:
+    """What ``-p benchmarks.first_test`` wrote to ``marker``: a run's start-up, in seconds."""
     if not marker.is_file():
-        raise BenchmarkFailed(f"{' '.join(argv)} (in {cwd}) ran no test")
-    return done, float(marker.read_text()) - started
+        raise BenchmarkFailed(f"{marker}: the run reached no test")
+    return float(marker.read_text())
 
 
-def timed(action: Callable[[], object]) -> float:
-    """Seconds one call of ``action`` takes."""
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
+def median_interval(samples: Sequence[float]) -> tuple[float, float]:
+    """A distribution-free 95 % confidence interval of the median: two order statistics.
 
-
-def milliseconds(seconds: Sequence[float]) -> list[float]:
-    return [s * 1000 for s in seconds]
+    The number of samples below the median is binomial(n, 1/2); the interval runs from
+    the k-th smallest to the k-th largest, k about (n - 1.96 sqrt(n)) / 2. With few
+    samples it widens to the whole range.
+    """
+    ordered = sorted(samples)
+    k = max(0, math.floor((len(ordered) - 1.96 * math.sqrt(len(ordered))) / 2))
+    return ordered[k], ordered[len(ordered) - 1 - k]

@@ -1,6 +1,7 @@
 """4. What per-test isolation costs: rollback, truncate, fresh clone, in ms per test.
 
-The same generated tests run serially under each ``--ci-kit-isolation`` mode; pytest's
+The same generated tests run serially under each ``--ci-kit-isolation`` mode, the
+modes one after the other in each round (hyperfine's ``--parameter-list``); pytest's
 JUnit report gives every test's setup + call + teardown time, so collection and
 start-up are left out and what remains is the isolation's price per test.
 """
@@ -10,9 +11,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from benchmarks.common import Context, Measurement, Section, timed_run
+from benchmarks import hyperfine
+from benchmarks.common import BenchmarkFailed, Context, Measurement, Section
 from benchmarks.suite import SuiteSpec, write_suite
-from ci_kit.dburl import render
+from ci_kit import render
 
 MODES = ("rollback", "truncate", "fresh")
 
@@ -25,25 +27,33 @@ def run(ctx: Context) -> Section:
         f"{spec.tests} generated tests, serial, shared server; per-test time from the JUnit "
         "report (setup + call + teardown), averaged per run"
     )
+    reports = ctx.work / "isolation-reports"
+    reports.mkdir()
+
+    def commands(round_number: int) -> list[hyperfine.Command]:
+        report = f"--junitxml={reports}/r{round_number}-{{mode}}.xml"
+        argv = [ctx.python, "-m", "ci_kit", "pytest", "-q", "--ci-kit-isolation={mode}", report]
+        return [hyperfine.Command("{mode}", argv, directory)]
+
     server = render(ctx.server_url.set(database="bench_iso_test"))
-    samples: dict[str, list[float]] = {mode: [] for mode in MODES}
     repeats = ctx.pick(2, 3)
-    for repeat in range(repeats):
-        for mode in MODES:
-            ctx.log(f"isolation {mode} ({repeat + 1}/{repeats})")
-            report = ctx.work / f"isolation-{mode}-{repeat}.xml"
-            argv = [ctx.python, "-m", "ci_kit", "pytest", "-q", f"--junitxml={report}"]
-            env = ctx.env({"CI_KIT_DATABASE_URL": server, "CI_KIT_ISOLATION": mode})
-            timed_run(argv, cwd=directory, env=env, expect_passed=spec.tests)
-            samples[mode].append(_mean_test_ms(report))
-    for mode, values in samples.items():
-        section.measurements.append(Measurement(mode, "ms/test", values, {"tests": spec.tests}))
+    hyperfine.rounds(
+        ctx,
+        commands,
+        repeats,
+        env=ctx.env({"CI_KIT_DATABASE_URL": server}),
+        parameters={"mode": MODES},
+    )
+    for mode in MODES:
+        samples = [_mean_test_ms(reports / f"r{n}-{mode}.xml", spec.tests) for n in range(repeats)]
+        section.measurements.append(Measurement(mode, "ms/test", samples, {"tests": spec.tests}))
     for mode in MODES[1:]:
         section.ratio(f"{mode} / rollback", mode, "rollback", f"per-test cost of {mode}")
     return section
 
 
-def _mean_test_ms(report: Path) -> float:
-    cases = ET.parse(report).getroot().iter("testcase")  # noqa: S314 - our own file
-    times = [float(case.get("time", "0")) for case in cases]
-    return 1000 * sum(times) / len(times)
+def _mean_test_ms(report: Path, tests: int) -> float:
+    cases = list(ET.parse(report).getroot().iter("testcase"))  # noqa: S314 - our own file
+    if len(cases) != tests:
+        raise BenchmarkFailed(f"{report}: {len(cases)} tests, expected {tests}")
+    return 1000 * sum(float(case.get("time", "0")) for case in cases) / len(cases)

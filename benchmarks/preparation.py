@@ -2,12 +2,16 @@
 
 As the history grows, migrating each worker's database costs more and more, while
 a clone copies the finished files and should stay flat. Measured in-process on the
-shared server: the kit's :func:`ci_kit.lifecycle.prepare_run` builds the template once,
-:class:`ci_kit.workers.WorkerDatabases` clones it; the baseline creates an empty
-database and runs ``alembic upgrade head`` in it, as a worker would.
+shared server, each call timed once by :mod:`timeit`: the kit's public
+:func:`ci_kit.prepare_run` builds the template once, :class:`ci_kit.WorkerDatabases`
+clones it; the baseline creates an empty database and runs ``alembic upgrade head``
+in it, as a worker would.
 """
 
 from __future__ import annotations
+
+import timeit
+from pathlib import Path
 
 import psycopg
 from alembic import command
@@ -15,13 +19,9 @@ from alembic.config import Config
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from benchmarks.common import Context, Measurement, Section, milliseconds, timed
+from benchmarks.common import Context, Measurement, Section
 from benchmarks.suite import write_history
-from ci_kit.config import load_config
-from ci_kit.connecting import connect_kwargs
-from ci_kit.dburl import render
-from ci_kit.lifecycle import prepare_run
-from ci_kit.workers import WorkerDatabases
+from ci_kit import WorkerDatabases, connect_kwargs, load_config, prepare_run, render
 
 
 def run(ctx: Context) -> Section:
@@ -36,12 +36,10 @@ def run(ctx: Context) -> Section:
         ini = write_history(ctx.work / f"history-{revisions}", revisions)
         ctx.log(f"preparation with {revisions} revisions")
         build, clone_ms = _clone_times(ctx, ini, revisions, clones)
-        migrate_ms = milliseconds(
-            [
-                _migrate_once(ctx.server_url, ini, f"bench_migrate_{revisions}_{n}")
-                for n in range(migrations)
-            ]
-        )
+        migrate_ms = [
+            _migrate_once(ctx.server_url, ini, f"bench_migrate_{revisions}_{n}") * 1000
+            for n in range(migrations)
+        ]
         params = {"revisions": revisions}
         section.measurements += [
             Measurement(f"clone @ {revisions}", "ms", clone_ms, params),
@@ -70,41 +68,39 @@ def run(ctx: Context) -> Section:
     return section
 
 
-def _clone_times(
-    ctx: Context, ini: object, revisions: int, count: int
-) -> tuple[float, list[float]]:
+def _clone_times(ctx: Context, ini: Path, revisions: int, count: int) -> tuple[float, list[float]]:
     """The template's build time, and the time of ``count`` clones of it."""
     table = {
         "url": render(ctx.server_url.set(database=f"bench_prep{revisions}_test")),
         "schema": str(ini),
     }
     config = load_config(ctx.work, table, {}, {})
-    prepared = prepare_run(config, log=lambda _: None)
+    prepared = prepare_run(config)
     try:
-        seconds: list[float] = []
+        clone_ms: list[float] = []
         for number in range(count):
             databases = WorkerDatabases(prepared.plan, f"gw{number}")
             try:
-                seconds.append(timed(databases.create))
+                clone_ms.append(timeit.timeit(databases.create, number=1) * 1000)
             finally:
                 databases.close()
-        return prepared.report.template_seconds, milliseconds(seconds)
+        return prepared.report.template_seconds, clone_ms
     finally:
         prepared.close()
 
 
-def _migrate_once(server: URL, ini: object, name: str) -> float:
+def _migrate_once(server: URL, ini: Path, name: str) -> float:
     """Create an empty database and run every migration in it; the seconds both took."""
 
     def migrate() -> None:
         _admin(server, sql.SQL("CREATE DATABASE {}"), name)
         config = Config(str(ini))
-        url = server.set(database=name).render_as_string(hide_password=False)
+        url = render(server.set(database=name))
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
         command.upgrade(config, "head")
 
     try:
-        return timed(migrate)
+        return timeit.timeit(migrate, number=1)
     finally:
         _admin(server, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)"), name)
 

@@ -39,8 +39,9 @@ from typing import Any
 
 import pytest
 
-from benchmarks.server_cpu import owned_postmaster, process_start, server_cpu_seconds
-from ci_kit.plugin import phase_seconds
+from benchmarks.procstat import process_start
+from benchmarks.server_cpu import owned_postmaster, server_cpu_seconds
+from ci_kit import phase_seconds
 
 PROBE_DIR_ENV = "BENCH_PROBE_DIR"
 """The directory the records go to; the probe is enabled only when it is set."""
@@ -133,7 +134,7 @@ class ProcessRecord:
     cpu_at_first_test: float | None = None
     cpu_at_last_test: float | None = None
     kit: dict[str, float] = field(default_factory=dict)
-    """``ci_kit.plugin.phase_seconds(config)`` when the kit has it: ``{"prepare": ...}``."""
+    """``ci_kit.phase_seconds(config)`` when the kit has it: ``{"prepare": ...}``."""
     setup_nodes: float | None = None
     """Controller: ``pytest_xdist_setupnodes``, xdist about to spawn its workers."""
     workers: dict[str, WorkerStart] = field(default_factory=dict)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.server_cpu import machine_cpu_seconds
+from benchmarks.procstat import machine_cpu_seconds
 
 QUIET_CORES = 0.3
 """Busy cores (averaged over the window) below which the machine counts as quiet."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -76,46 +77,55 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['mode']} run, {results['date']}, {results['seconds']:.0f} s; "
         f"{machine['cores']} cores ({machine['cpu']}), {machine['memory']}, "
         f"{machine['platform']}, Python {machine['python']}, PostgreSQL {machine['postgresql']}, "
-        f"commit {machine['commit']}; load average before/after "
-        f"{machine['load_average'][0]:.2f}/{machine.get('load_average_after', [0])[0]:.2f}.",
+        f"hyperfine {machine.get('hyperfine', '?')}, commit {machine['commit']}; load average "
+        f"before/after {machine['load_average'][0]:.2f}/"
+        f"{machine.get('load_average_after', [0])[0]:.2f}.",
         "",
-        "Medians of repeated runs; spread is min-max. A paired ratio is the median of the "
-        "ratios of runs taken in the same round. Before each section the runner waits for a "
-        "quiet machine (bounded); a section measured on a busy one is marked (under load), "
-        "and its notes give the load, date and commit it was measured at.",
+        "Every command timed by hyperfine, in rounds that run each variant once. Medians of "
+        "the rounds; spread is min-max. A paired ratio is the median of the ratios of runs "
+        "taken in the same round. Before each section the runner waits for a quiet machine "
+        "(bounded); a section measured on a busy one is marked (under load), and its notes "
+        "give the load, date and commit it was measured at.",
         "",
         "## Headlines",
-        "",
-        "| measurement | ratio | value |",
-        "| --- | --- | ---: |",
-    ]
-    lines += [
-        f"| {section['title']}{_loaded(section)} | {r['name']} | {r['value']:.2f}x |"
-        for section, r in headlines(results)
+        *_table(
+            ["measurement", "ratio", "value"],
+            [
+                [s["title"] + _loaded(s), r["name"], f"{r['value']:.2f}x"]
+                for s, r in headlines(results)
+            ],
+        ),
     ]
     for section in results["sections"]:
         lines += ["", f"## {section['title']}{_loaded(section)}", ""]
         lines += [f"- {note}" for note in section["notes"]]
-        if section["measurements"]:
-            lines += ["", "| variant | median | min - max | runs |", "| --- | ---: | ---: | ---: |"]
-            for m in section["measurements"]:
-                unit = m["unit"]
-                lines.append(
-                    f"| {m['variant']} | {_num(m['median'])} {unit} | "
-                    f"{_num(m['min'])} - {_num(m['max'])} | {len(m['samples'])} |"
-                )
-        if section["ratios"]:
-            lines += ["", "| ratio | value | rounds | meaning |", "| --- | ---: | --- | --- |"]
-            lines += [
-                f"| {r['name']} | {r['value']:.2f}x | {_rounds(r)} | {r['meaning']} |"
+        lines += _table(
+            ["variant", "median", "min - max", "runs"], list(map(_spread, section["measurements"]))
+        )
+        lines += _table(
+            ["ratio", "value", "rounds", "meaning"],
+            [
+                [r["name"], f"{r['value']:.2f}x", _rounds(r), r["meaning"]]
                 for r in section["ratios"]
-            ]
+            ],
+        )
         for table in section.get("tables", []):
-            lines += ["", f"**{table['title']}**", ""]
-            lines += ["| " + " | ".join(table["columns"]) + " |"]
-            lines += ["| " + " | ".join(["---"] * len(table["columns"])) + " |"]
-            lines += ["| " + " | ".join(map(_cell, row)) + " |" for row in table["rows"]]
+            lines += ["", f"**{table['title']}**", *_table(table["columns"], table["rows"])]
     return "\n".join(lines) + "\n"
+
+
+def _spread(m: dict[str, Any]) -> list[Any]:
+    low, high = _num(m["min"]), _num(m["max"])
+    return [m["variant"], f"{_num(m['median'])} {m['unit']}", f"{low} - {high}", len(m["samples"])]
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> list[str]:
+    """A Markdown table after a blank line; nothing without rows."""
+    if not rows:
+        return []
+    cells = [" | ".join(map(_cell, row)) for row in rows]
+    rule = " | ".join("---" for _ in columns)
+    return ["", f"| {' | '.join(columns)} |", f"| {rule} |", *(f"| {cell} |" for cell in cells)]
 
 
 def _loaded(section: dict[str, Any]) -> str:
@@ -136,33 +146,26 @@ def _num(value: float) -> str:
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
-    """One panel per section: bars with min-max whiskers, lines for the growth curves."""
+    """One panel per section, bars with min-max whiskers; the breakdowns as stacked bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sections = [s for s in results["sections"] if s["measurements"]]
-    panels = [(s, False) for s in sections]
-    panels[1:1] = [(s, True) for s in sections if s.get("details", {}).get("breakdowns")]
-    columns = 2
-    rows = max(1, (len(panels) + columns - 1) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(13, 3.6 * rows), squeeze=False)
-    for axis, (section, breakdowns) in zip(axes.flat, panels, strict=False):
-        if breakdowns:
-            _where_time_goes(axis, section["details"]["breakdowns"])
-            axis.set_title("Where the time goes: s of wall time (sample suite)", fontsize=10)
-            continue
-        if section["key"] == "preparation":
-            _growth(axis, section, "revisions", ("clone", "migrate"))
-        elif section["key"] == "scaling":
-            _scaling(axis, section)
-        elif section["key"] == "plugin-cost":  # the costs, not the ~1 s runs they come from
-            _bars(axis, section, skip=("run:", "cpu:", "to first test:"))
-        else:
-            _bars(axis, section)
+    breakdowns = [s["details"]["breakdowns"] for s in sections if "breakdowns" in s["details"]]
+    rows = max(1, (len(sections) + len(breakdowns) + 1) // 2)
+    figure, axes = plt.subplots(rows, 2, figsize=(13, 3.6 * rows), squeeze=False)
+    panels = iter(axes.flat)
+    for breakdown in breakdowns:
+        axis = next(panels)
+        _where_time_goes(axis, breakdown)
+        axis.set_title("Where the time goes: s of wall time (sample suite)", fontsize=10)
+    for section in sections:
+        axis = next(panels)
+        _bars(axis, section)
         axis.set_title(section["title"], fontsize=10)
-    for axis in list(axes.flat)[len(panels) :]:
+    for axis in panels:
         axis.set_visible(False)
     machine = results["machine"]
     figure.suptitle(
@@ -175,21 +178,17 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def _bars(
-    axis: Any, section: dict[str, Any], skip: tuple[str, ...] = ("prepare:", "to first test:")
-) -> None:
-    """Bars of the section's measurements but ``skip``'s: parts of a run, shown in its table."""
-    shown = [m for m in section["measurements"] if not m["variant"].startswith(skip)]
+def _bars(axis: Any, section: dict[str, Any]) -> None:
+    """The section's whole measurements; a name with ``: `` is a part, left to the tables."""
+    shown = [m for m in section["measurements"] if ": " not in m["variant"]]
     shown = [m for m in shown if m["unit"] == shown[0]["unit"]]  # one axis, one unit
-    labels = [_wrap(m["variant"]) for m in shown]
     medians = [m["median"] for m in shown]
-    whiskers = [
-        [m["median"] - m["min"] for m in shown],
-        [m["max"] - m["median"] for m in shown],
-    ]
-    axis.barh(labels, medians, xerr=whiskers, color="#4c72b0", capsize=3)
+    whiskers = [[m["median"] - m["min"] for m in shown], [m["max"] - m["median"] for m in shown]]
+    axis.barh([_wrap(m["variant"]) for m in shown], medians, xerr=whiskers, capsize=3)
     axis.invert_yaxis()
     axis.set_xlabel(shown[0]["unit"] if shown else "")
+    if shown and min(medians) > 0 and max(medians) > 50 * min(medians):
+        axis.set_xscale("log")
     axis.tick_params(axis="y", labelsize=8)
     for y, m in enumerate(shown):  # right of the whisker, so the two never overlap
         axis.text(m["max"], y, f"  {_num(m['median'])}", va="center", fontsize=8)
@@ -205,14 +204,13 @@ def _where_time_goes(axis: Any, breakdowns: dict[str, dict[str, Any]]) -> None:
         for position, name in enumerate(order):
             if name not in parts:
                 parts.insert(parts.index(order[position - 1]) + 1 if position else 0, name)
-    colours = _colours(len(parts))
     left = [0.0] * len(names)
-    for part, colour in zip(parts, colours, strict=True):
+    for index, part in enumerate(parts):
         widths = [
             next((r["seconds"] for r in _wall_rows(b) if r["name"] == part), 0.0)
             for b in breakdowns.values()
         ]
-        axis.barh([_wrap(n) for n in names], widths, left=left, label=part, color=colour)
+        axis.barh([_wrap(n) for n in names], widths, left=left, label=part, color=f"C{index % 10}")
         left = [a + b for a, b in zip(left, widths, strict=True)]
     axis.invert_yaxis()
     axis.tick_params(axis="y", labelsize=8)
@@ -223,50 +221,8 @@ def _wall_rows(breakdown: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in breakdown["rows"] if r["section"] == "wall" and r["level"] == 0]
 
 
-def _colours(count: int) -> list[Any]:
-    import matplotlib
-
-    palette = matplotlib.colormaps["tab10"]
-    return [palette(index % 10) for index in range(count)]
-
-
-def _growth(axis: Any, section: dict[str, Any], key: str, kinds: tuple[str, ...]) -> None:
-    for kind in kinds:
-        points = sorted(
-            (m["params"][key], m["median"])
-            for m in section["measurements"]
-            if m["variant"].startswith(f"{kind} @")
-        )
-        axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=kind)
-    axis.set_xlabel(key)
-    axis.set_ylabel("ms per worker database")
-    axis.set_yscale("log")
-    axis.legend(fontsize=8)
-
-
-def _scaling(axis: Any, section: dict[str, Any]) -> None:
-    workers = sorted({m["params"]["workers"] for m in section["measurements"]})
-    for count in workers:
-        points = sorted(
-            (m["params"]["tests"], m["median"])
-            for m in section["measurements"]
-            if m["params"]["workers"] == count
-        )
-        axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{count}w")
-    axis.set_xlabel("tests")
-    axis.set_ylabel("s (whole run)")
-    axis.legend(fontsize=8)
-
-
-def _wrap(text: str, width: int = 34) -> str:
-    words, lines, line = text.split(), [], ""
-    for word in words:
-        if line and len(line) + len(word) + 1 > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return "\n".join([*lines, line])
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, 34)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 One embedded server is started for the in-process and same-server comparisons;
 runs that are about the whole experience (the sample suite, warm against cold,
-pytest-postgresql) start their own servers as a user's run would.
+pytest-postgresql) start their own servers as a user's run would. Every command a
+section compares is timed by hyperfine (:mod:`benchmarks.hyperfine`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import datetime
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import (
+    hyperfine,
     isolation,
     plugin_cost,
     preparation,
@@ -53,9 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.keep_others and not options.only:
         parser.error("--keep-others keeps the sections --only does not re-measure: give --only")
     selected = options.only or list(BENCHMARKS)
-    missing = [name for name in ("matplotlib", "pytest_postgresql") if not find_spec(name)]
-    if missing:  # before minutes of measuring, not after
-        _log(f"missing {', '.join(missing)}: install the project's 'bench' extra")
+    if shutil.which(hyperfine.HYPERFINE) is None:  # before minutes of measuring, not after
+        _log("hyperfine not found: apt-get install hyperfine (scripts/setup-deploy does)")
+        return 2
+    modules = ["matplotlib", *(["pytest_postgresql"] if "pytest-postgresql" in selected else [])]
+    missing = [name for name in modules if not find_spec(name)]
+    if missing:
+        _log(f"missing {', '.join(missing)}: install the project's 'bench' dependency group")
         return 2
     started = time.perf_counter()
     binaries = find_binaries()
@@ -150,8 +157,8 @@ def _machine(postgres: str) -> dict[str, Any]:
         memory = f"{kib / 1024 / 1024:.1f} GiB"
     except (OSError, ValueError, IndexError):
         pass
-    commit = _git("rev-parse", "--short", "HEAD")
-    if commit and _git("status", "--porcelain", "--untracked-files=no"):
+    commit = _output("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
+    if commit and _output("git", "-C", str(ROOT), "status", "--porcelain", "-uno"):
         commit += " with uncommitted changes"
     return {
         "cores": os.cpu_count(),
@@ -160,14 +167,18 @@ def _machine(postgres: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "postgresql": postgres,
+        "hyperfine": _output(hyperfine.HYPERFINE, "--version").removeprefix("hyperfine "),
         "commit": commit or "unknown",
         "load_average": list(os.getloadavg()),
     }
 
 
-def _git(*args: str) -> str:
-    """What ``git`` prints in the repository, or nothing where there is no git."""
-    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+def _output(*argv: str) -> str:
+    """What a command prints, or nothing where there is no such command."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return ""
     return done.stdout.strip()
 
 

@@ -13,29 +13,30 @@ database fixtures differs:
   benchmark's already running server, so it never pays a server start: the kit does.
 
 Every variant runs once per round, in an order that rotates between rounds, and
-ratios are medians of the per-round ratios. Every run carries ``-p benchmarks.probe``
-so its wall time can be cut into named seconds (:mod:`benchmarks.breakdown`):
-the breakdowns of the round whose kit ``-n 2`` run was the median are published.
+ratios are medians of the per-round ratios. Each run is one hyperfine invocation
+(:mod:`benchmarks.hyperfine`), so the whole machine's CPU can be sampled around it.
+Every run carries ``-p benchmarks.probe`` so its wall time can be cut into named
+seconds (:mod:`benchmarks.breakdown`): the breakdowns of the round whose kit
+``-n 2`` run was the median are published.
 """
 
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from dataclasses import dataclass, field
 
-from benchmarks import seed_way
+from benchmarks import hyperfine, seed_way
 from benchmarks.breakdown import Breakdown, account, efficiency, load_records
-from benchmarks.common import Context, Measurement, Ratio, Section, Table, timed_run
+from benchmarks.common import BenchmarkFailed, Context, Measurement, Section, Table, rotated
 from benchmarks.probe import POSTMASTER_PID_ENV, PROBE_DIR_ENV
-from benchmarks.server_cpu import machine_cpu_seconds
-from ci_kit.dburl import render
-from ci_kit.phases import worker_start_share
+from benchmarks.procstat import machine_cpu_seconds
+from ci_kit import render, worker_start_share
 
 SAMPLE_SUITE = "backend_sample/tests"
 """Relative to the repository's root, as ``ci.sessions.SAMPLE_SUITE`` runs it."""
-TESTS_PASSED = 666
+TESTS = 673
+"""Every test of the suite finishes in every run (666 pass, 7 are skipped)."""
 WORKERS = 2
 PARALLEL = ["-n", str(WORKERS)]
 DISTS = ("loadfile", "load", "worksteal")
@@ -83,12 +84,14 @@ def run(ctx: Context) -> Section:
     section = Section("sample-suite", "Sample suite (673 tests): the seed's way vs the kit")
     rounds = ctx.pick(3, 5)
     runs = {variant.name: Runs() for variant in VARIANTS}
-    _warm_bytecode(ctx)
+    env = ctx.env({seed_way.ADMIN_URL_ENV: render(ctx.server_url)})  # a secret: not in argv
+    ctx.log("sample suite: warming bytecode caches (one collection)")
+    collect = [ctx.python, "-m", "pytest", SAMPLE_SUITE, "--collect-only", "-q"]
+    hyperfine.output_of(hyperfine.Command("collection", collect, ctx.root), env=env)
     for round_number in range(rounds):
-        shift = round_number % len(VARIANTS)
-        for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+        for variant in rotated(VARIANTS, round_number):
             ctx.log(f"sample suite: {variant.name} ({round_number + 1}/{rounds})")
-            wall, breakdown = _measure(ctx, variant, f"r{round_number}")
+            wall, breakdown = _measure(ctx, variant, f"r{round_number}", env)
             runs[variant.name].walls.append(wall)
             runs[variant.name].breakdowns.append(breakdown)
     for variant in VARIANTS:
@@ -97,8 +100,9 @@ def run(ctx: Context) -> Section:
     _ratios(section, runs)
     _breakdowns(section, runs)
     section.notes += [
-        f"{TESTS_PASSED} tests passed in every run; {rounds} rounds, each running every "
-        "variant once, in a rotating order; ratios are medians of the per-round ratios",
+        f"all {TESTS} tests ran in every run (666 pass, 7 skip); {rounds} rounds, each "
+        "running every variant once, in a rotating order, each run timed by hyperfine; "
+        "ratios are medians of the per-round ratios",
         "the kit starts its embedded server in every run and builds its template (cold); "
         "the seed's way uses the benchmark's running server: no server start",
         "bytecode caches warm (PYTHONPYCACHEPREFIX, filled by one collection first), as on "
@@ -108,35 +112,24 @@ def run(ctx: Context) -> Section:
     return section
 
 
-def _warm_bytecode(ctx: Context) -> None:
-    """Fill the bytecode and assertion-rewrite caches, so no round pays for them."""
-    ctx.log("sample suite: warming bytecode caches (one collection)")
-    timed_run(
-        [ctx.python, "-m", "pytest", SAMPLE_SUITE, "--collect-only", "-q"],
-        cwd=ctx.root,
-        env=ctx.env(),
-    )
-
-
-def _measure(ctx: Context, variant: Variant, tag: str) -> tuple[float, Breakdown]:
+def _measure(
+    ctx: Context, variant: Variant, tag: str, env: dict[str, str]
+) -> tuple[float, Breakdown]:
     """One run of the whole suite, probed: its wall time and where the time went."""
     probes = ctx.work / "probes" / f"{tag}-{variant.name.replace(' ', '_').replace(',', '')}"
     probes.mkdir(parents=True)
-    env = {PROBE_DIR_ENV: str(probes)}
+    settings = {PROBE_DIR_ENV: str(probes)}
     pytest_args = [SAMPLE_SUITE, "-q", "-p", "no:randomly", "-p", "benchmarks.probe"]
     if variant.kit:
         argv = [ctx.python, "-m", "ci_kit", "pytest", *pytest_args, *variant.args]
     else:
         argv = [ctx.python, "-m", "pytest", *pytest_args, "-p", "no:ci_kit"]
         argv += ["-p", "benchmarks.seed_way", *variant.args]
-        env |= {
-            seed_way.ADMIN_URL_ENV: render(ctx.server_url),
-            seed_way.RESET_ENV: variant.reset,
-            POSTMASTER_PID_ENV: str(ctx.server_pid),
-        }
+        settings |= {seed_way.RESET_ENV: variant.reset, POSTMASTER_PID_ENV: str(ctx.server_pid)}
+    command = hyperfine.Command(variant.name, argv, ctx.root, settings)
     machine_before = machine_cpu_seconds()
-    started = time.time()
-    done = timed_run(argv, cwd=ctx.root, env=ctx.env(env), expect_passed=TESTS_PASSED)
+    started = time.time()  # hyperfine's own start-up, a few ms, counts as the launch
+    [done] = hyperfine.one_round(ctx, [command], env=env)
     machine = machine_cpu_seconds() - machine_before
     breakdown = account(
         load_records(probes),
@@ -146,6 +139,8 @@ def _measure(ctx: Context, variant: Variant, tag: str) -> tuple[float, Breakdown
         cores=os.cpu_count() or 1,
         machine_cpu=machine,
     )
+    if breakdown.tests != TESTS:
+        raise BenchmarkFailed(f"{variant.name}: {breakdown.tests} tests ran, not {TESTS}")
     return done.seconds, breakdown
 
 
@@ -208,13 +203,8 @@ def _ratios(section: Section, runs: dict[str, Runs]) -> None:
                 runs[KIT_SERIAL].walls, runs[kit_parallel(dist)].walls, strict=True
             )
         ]
-        section.ratios.append(
-            Ratio(
-                f"parallel efficiency at -n 2{suffix}",
-                statistics.median(rounds),
-                "speed-up / workers (1.0 is perfect)",
-                rounds,
-            )
+        section.rounds_ratio(
+            f"parallel efficiency at -n 2{suffix}", rounds, "speed-up / workers (1.0 is perfect)"
         )
     ceilings = [
         serial / (WORKERS * parallel_run.total_cpu / parallel_run.cores)
@@ -222,14 +212,11 @@ def _ratios(section: Section, runs: dict[str, Runs]) -> None:
             runs[KIT_SERIAL].walls, runs[parallel].breakdowns, strict=True
         )
     ]
-    section.ratios.append(
-        Ratio(
-            "efficiency ceiling at -n 2 on this machine",
-            statistics.median(ceilings),
-            "serial wall / (2 x the -n 2 run's CPU (tests + server) / cores): the best "
-            "efficiency the cores allow for the CPU a 2-worker run needs",
-            ceilings,
-        )
+    section.rounds_ratio(
+        "efficiency ceiling at -n 2 on this machine",
+        ceilings,
+        "serial wall / (2 x the -n 2 run's CPU (tests + server) / cores): the best "
+        "efficiency the cores allow for the CPU a 2-worker run needs",
     )
     fastest = min(DISTS, key=lambda dist: section.get(kit_parallel(dist)).median)
     section.notes.append(

@@ -34,23 +34,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from psycopg import sql
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, exists, inspect, select, table, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from ci_kit.connecting import connect_kwargs
-from ci_kit.dburl import (
-    check_test_name,
-    mask,
-    parse_database_url,
-    redact,
-    render,
-    with_database,
-    worker_database_name,
-)
-from ci_kit.errors import CiKitError
-from ci_kit.isolation import empty_tables
+from ci_kit import CiKitError, connect_kwargs, parse_database_url, render, with_database
 
 ADMIN_URL_ENV = "BENCH_SEED_ADMIN_URL"
 BASE_ENV = "BENCH_SEED_BASE"
@@ -106,9 +95,12 @@ def settings_from_environment(rootpath: Path) -> Settings:
             f"seed_way: {RESET_ENV} takes one of {', '.join(RESETS)}, not {reset!r}"
         )
     base = os.environ.get(BASE_ENV) or DEFAULT_BASE
+    if "test" not in base.lower():  # it is dropped WITH (FORCE)
+        raise pytest.UsageError(
+            f"seed_way: refusing base database name {base!r}: it does not contain 'test'"
+        )
     try:
         admin_url = parse_database_url(raw_url)
-        check_test_name(base, allow_any_name=False)  # it is dropped WITH (FORCE)
     except CiKitError as error:  # one line, never the password
         raise pytest.UsageError(f"seed_way: {error}") from None
     ini = Path(os.environ.get(ALEMBIC_INI_ENV) or rootpath / "alembic.ini")
@@ -119,7 +111,8 @@ def settings_from_environment(rootpath: Path) -> Settings:
 def db_url(pytestconfig: pytest.Config) -> Iterator[URL]:
     """This process's database, created and migrated by the process itself, password intact."""
     settings = pytestconfig.stash[SETTINGS_KEY]
-    name = worker_database_name(settings.base, _worker_id(pytestconfig))
+    worker = _worker_id(pytestconfig)
+    name = f"{settings.base}_{worker}" if worker else settings.base
     _admin(settings.admin_url, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
     _admin(settings.admin_url, "CREATE DATABASE {}", name)
     try:
@@ -212,7 +205,8 @@ def truncate(engine: Engine, migrated: Migrated, alembic_ini: Path) -> None:
         at_head = alembic_heads(connection) == migrated.heads
         connection.rollback()
         if at_head and migrated.empty_tables:
-            tables = ", ".join(migrated.empty_tables)
+            quote = connection.dialect.identifier_preparer.quote
+            tables = ", ".join(map(quote, migrated.empty_tables))
             connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             connection.commit()
@@ -236,6 +230,16 @@ def migrate(connection: Connection, alembic_ini: Path) -> None:
     connection.commit()
 
 
+def empty_tables(connection: Connection) -> list[str]:
+    """The tables the migrations left empty: what ``truncate`` empties after each test."""
+    return [
+        name
+        for name in inspect(connection).get_table_names()
+        if name != "alembic_version"
+        and not connection.scalar(select(exists().select_from(table(name))))
+    ]
+
+
 def alembic_heads(connection: Connection) -> frozenset[str]:
     """The revisions ``alembic_version`` holds; none once a test downgraded to base."""
     return frozenset(MigrationContext.configure(connection).get_current_heads())
@@ -247,8 +251,5 @@ def _worker_id(config: pytest.Config) -> str | None:
 
 
 def _admin(url: URL, statement: str, name: str) -> None:
-    try:
-        with psycopg.connect(**connect_kwargs(url), autocommit=True) as connection:
-            connection.execute(sql.SQL(statement).format(sql.Identifier(name)))
-    except psycopg.Error as error:
-        raise RuntimeError(f"seed_way: on {mask(url)}: {redact(str(error), url)}") from None
+    with psycopg.connect(**connect_kwargs(url), autocommit=True) as connection:
+        connection.execute(sql.SQL(statement).format(sql.Identifier(name)))

@@ -4,7 +4,10 @@ pytest-postgresql's ``postgresql_proc`` starts a server and loads the schema int
 template database once; its ``postgresql`` fixture (a ``DatabaseJanitor``) creates
 a database from that template for every test and drops it afterwards. The kit
 starts its server, builds its template, clones once per process and rolls each test
-back. Both run serially and include their server's start.
+back. Both run serially and include their server's start. Each round (hyperfine,
+:mod:`benchmarks.hyperfine`) runs each variant once, the order rotated; the ratios
+are of medians, since pytest-postgresql's defaults, minutes a run, run in the first
+round only (quick) or two.
 
 pytest-postgresql runs ``pg_ctl`` as the current user, which PostgreSQL refuses for
 root (its issues #341 and #455). We run as root, so ``--postgresql-exec`` points at a
@@ -18,9 +21,10 @@ import shutil
 import stat
 from pathlib import Path
 
-from benchmarks.common import Context, Measurement, Section, timed_run
+from benchmarks import hyperfine
+from benchmarks.common import Context, Measurement, Section
 from benchmarks.suite import SuiteSpec, write_suite
-from ci_kit.errors import PostgresNotFound
+from ci_kit import PostgresNotFound
 from ci_kit.postgres import find_binaries
 
 KIT = "kit: embedded + template clone + rollback"
@@ -73,22 +77,37 @@ def run(ctx: Context) -> Section:
         f"pytest-postgresql's defaults run {ctx.pick('once', 'twice')}: they take minutes"
     )
     ram = Path("/dev/shm") if Path("/dev/shm").is_dir() else ctx.work  # noqa: S108
-    common = ["-q", "-p", "no:cacheprovider", f"--postgresql-exec={shim}"]
-    runs = {
-        KIT: (kit_dir, [ctx.python, "-m", "ci_kit", "pytest", "-q"], None),
-        PP_DEFAULT: (pp_dir, [ctx.python, "-m", "pytest", *common], ctx.work / "pp-disk"),
-        PP_TUNED: (
-            pp_dir,
-            [ctx.python, "-m", "pytest", *common, f"--postgresql-postgres-options={_TUNING}"],
-            ram / f"{ctx.work.name}-pp-ram",
-        ),
-    }
+    common = [ctx.python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    common.append(f"--postgresql-exec={shim}")
+    tuned = [*common, f"--postgresql-postgres-options={_TUNING}"]
+    tops = {PP_DEFAULT: ctx.work / "pp-disk", PP_TUNED: ram / f"{ctx.work.name}-pp-ram"}
+    for top in tops.values():
+        top.mkdir(mode=0o755, exist_ok=True)
+
+    def commands(round_number: int) -> list[hyperfine.Command]:
+        found = [
+            hyperfine.Command(KIT, [ctx.python, "-m", "ci_kit", "pytest", "-q"], kit_dir),
+            *(
+                hyperfine.Command(
+                    name,
+                    [*argv, f"--basetemp={tops[name] / 'basetemp'}"],
+                    pp_dir,
+                    {"BENCH_PP_TOP": str(tops[name])},
+                )
+                for name, argv in ((PP_DEFAULT, common), (PP_TUNED, tuned))
+            ),
+        ]
+        if round_number >= ctx.pick(1, 2):  # its clones on disk take most of a minute per run
+            found = [command for command in found if command.name != PP_DEFAULT]
+        return found
+
     try:
-        samples = _measure(ctx, runs, spec.tests)
+        runs = hyperfine.rounds(ctx, commands, ctx.pick(2, 3), env=ctx.env())
     finally:  # the RAM directory lies outside the run's temporary directory
-        shutil.rmtree(ram / f"{ctx.work.name}-pp-ram", ignore_errors=True)
-    for name, values in samples.items():
-        section.measurements.append(Measurement(name, "s", values, {"tests": spec.tests}))
+        shutil.rmtree(tops[PP_TUNED], ignore_errors=True)
+    for name, timed in runs.items():
+        params = {"tests": spec.tests}
+        section.measurements.append(Measurement(name, "s", hyperfine.seconds(timed), params))
     section.ratio(
         "pytest-postgresql (defaults) / kit", PP_DEFAULT, KIT, "its defaults against the kit's"
     )
@@ -99,27 +118,6 @@ def run(ctx: Context) -> Section:
         "both servers in RAM with durability off: the per-test clone against rollback",
     )
     return section
-
-
-def _measure(
-    ctx: Context, runs: dict[str, tuple[Path, list[str], Path | None]], tests: int
-) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    repeats = ctx.pick(2, 3)
-    for repeat in range(repeats):
-        for name, (directory, argv, top) in runs.items():
-            if name == PP_DEFAULT and repeat >= ctx.pick(1, 2):
-                continue  # its clones on disk take most of a minute per run
-            ctx.log(f"{name} ({repeat + 1}/{repeats})")
-            extra: list[str] = []
-            env = ctx.env()
-            if top is not None:
-                top.mkdir(mode=0o755, exist_ok=True)
-                extra = [f"--basetemp={top / 'basetemp'}"]
-                env["BENCH_PP_TOP"] = str(top)
-            done = timed_run([*argv, *extra], cwd=directory, env=env, expect_passed=tests)
-            samples[name].append(done.seconds)
-    return samples
 
 
 def _write_shim(directory: Path, real: Path) -> Path:

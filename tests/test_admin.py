@@ -7,6 +7,7 @@ it on): races, refusals, waits.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -15,17 +16,18 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from ci_kit.admin import Admin, Mark, clone, ensure_template
+from ci_kit.admin import Admin, Mark, clone, ensure_database, ensure_template
 from ci_kit.dburl import with_database
 from ci_kit.errors import ForeignDatabase, PermissionDenied
-from tests.conftest import (
+from tests.helpers.runs import wait_until
+from tests.helpers.server import (
     TEST_PASSWORD,
     as_superuser,
     build_template,
     connect_to,
     database_names,
+    drop_leftover,
     make_table,
-    wait_until,
 )
 
 
@@ -38,6 +40,20 @@ def test_marks_round_trip_and_ignore_foreign_comments() -> None:
     assert Mark.from_comment("ci-kit {not json", "app_test") is None
 
 
+def test_ensure_database_creates_once_and_leaves_it_unmarked(
+    admin: Admin, server_url: URL, base_name: str
+) -> None:
+    """A person's database (``ci_kit server --database``, the deploy's): never the kit's."""
+    name = f"{base_name}_dev"
+    try:
+        assert ensure_database(server_url, name) is True
+        assert ensure_database(server_url, name) is False  # there already: nothing done
+        assert name in database_names(server_url, base_name)
+        assert admin.mark_of(name) == (True, None)
+    finally:
+        drop_leftover(server_url, name)
+
+
 def test_template_is_built_once_then_reused(admin: Admin, base_name: str) -> None:
     template = f"{base_name}_tpl"
     assert build_template(admin, template, base_name)
@@ -48,11 +64,11 @@ def test_template_is_built_once_then_reused(admin: Admin, base_name: str) -> Non
 
 
 def test_two_runs_building_at_once_build_the_template_once_and_the_waiting_say_so(
-    server_url: URL, base_name: str
+    server_url: URL, base_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     template = f"{base_name}_tpl"
     results: list[bool] = []
-    said: list[str] = []
+    caplog.set_level(logging.INFO, logger="ci_kit")
 
     def slow_build(url: URL) -> None:
         time.sleep(1)
@@ -68,7 +84,6 @@ def test_two_runs_building_at_once_build_the_template_once_and_the_waiting_say_s
                     base=base_name,
                     run_id=run_id,
                     build=slow_build,
-                    log=said.append,
                 )
             )
         finally:
@@ -80,6 +95,7 @@ def test_two_runs_building_at_once_build_the_template_once_and_the_waiting_say_s
     for thread in threads:
         thread.join()
     assert sorted(results) == [False, False, True]
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("ci_kit")]
     assert said == [f"waiting for another run to finish building template {template}"] * 2
 
 

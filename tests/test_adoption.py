@@ -16,13 +16,8 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit.dburl import mask, render, with_database
-from tests.conftest import (
-    TEST_PASSWORD,
-    connect_to,
-    create_unmarked,
-    database_names,
-    environ_without_kit,
-)
+from tests.helpers.runs import environ_without_kit
+from tests.helpers.server import TEST_PASSWORD, connect_to, create_unmarked, database_names
 
 SETTINGS = """
 import os

@@ -18,16 +18,16 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit import janitor
-from ci_kit.admin import Admin, Mark, template_build_lock, template_use_lock
+from ci_kit.admin import Admin, Mark, ensure_database, template_build_lock, template_use_lock
 from ci_kit.dburl import render, secret_forms
 from ci_kit.postgres import reuse_data_dir
-from tests.conftest import (
+from tests.helpers.runs import run_kit
+from tests.helpers.server import (
     TEST_PASSWORD,
     create_unmarked,
     database_names,
     live_run,
     new_base_name,
-    run_kit,
 )
 
 
@@ -137,7 +137,7 @@ def test_unmarked_databases_with_the_kits_names_are_neither_listed_nor_dropped(
     names = {f"{base}_gw0", f"{base}_tpl_abc"}
     for name in names:
         create_unmarked(private_url, name)
-    private_admin.ensure_database(f"{base}_dev")  # a developer's database: never marked
+    ensure_database(private_admin.server_url, f"{base}_dev")  # a developer's database: never marked
     out = clean(project).stdout
     assert base not in out
     assert database_names(private_url, base) == {*names, f"{base}_dev"}

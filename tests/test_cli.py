@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit.dburl import render
-from tests.conftest import TEST_PASSWORD, database_names
-from tests.test_plugin import seen, write_project
+from tests.helpers.projects import seen, write_project
+from tests.helpers.server import TEST_PASSWORD, database_names
 
 
 def run_python(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,8 @@
-"""Configuration: precedence pyproject < environment < command line, validated once."""
+"""Configuration: precedence pyproject < ini option < environment < command line, validated once."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -94,9 +95,11 @@ def test_embedded_mode_ignores_a_configured_url() -> None:
     assert config.wants_embedded
 
 
-def test_external_mode_needs_a_url() -> None:
-    with pytest.raises(ConfigurationError, match="--ci-kit-url"):
+def test_external_mode_needs_a_url_and_says_every_place_one_can_be_given() -> None:
+    with pytest.raises(ConfigurationError) as caught:
         load_config(ROOT, {"server": "external"}, {}, NO_CLI)
+    for place in ("--ci-kit-url", "CI_KIT_DATABASE_URL", "ci_kit_url", "[tool.ci-kit] url"):
+        assert place in str(caught.value)
 
 
 def test_flags_read_booleans_from_every_source() -> None:
@@ -153,10 +156,97 @@ def test_database_settings_are_strings() -> None:
     assert dict(config.database_settings) == {"timezone": "UTC", "jit": "false"}
 
 
-def test_every_setting_has_a_flag_and_help() -> None:
+def test_every_setting_has_a_flag_an_ini_option_and_help() -> None:
     for setting in SETTINGS:
         assert setting.flag.startswith("--ci-kit-")
+        assert setting.ini == setting.flag.removeprefix("--").replace("-", "_")
         assert setting.help.endswith(".") or setting.help.endswith(")")
+        assert setting.ini_kwargs()["type"] == ("bool" if setting.is_flag else "string")
+
+
+@pytest.mark.parametrize(
+    ("sources", "expected"),
+    [
+        ({}, "table_test"),
+        ({"ini": "ini_test"}, "ini_test"),
+        ({"ini": "ini_test", "env": "env_test"}, "env_test"),
+        ({"ini": "ini_test", "env": "env_test", "cli": "cli_test"}, "cli_test"),
+        ({"ini": "", "env": ""}, "table_test"),  # given empty: not given, as pytest reads it
+    ],
+)
+def test_table_then_ini_option_then_environment_then_command_line(
+    sources: dict[str, str], expected: str
+) -> None:
+    ini = {"ci_kit_base_name": sources["ini"]} if "ini" in sources else {}
+    environ = {"CI_KIT_BASE_NAME": sources["env"]} if "env" in sources else {}
+    flags = cli(base_name=sources["cli"]) if "cli" in sources else NO_CLI
+    config = load_config(ROOT, {"base-name": "table_test"}, environ, flags, ini=ini)
+    assert config.base_name == expected
+
+
+@pytest.mark.parametrize("absent", [None, "", []], ids=["pytest-9", "empty", "pytest-8.0"])
+def test_an_ini_option_nobody_set_leaves_the_table_in_charge(absent: object) -> None:
+    ini = {"ci_kit_isolation": absent, "ci_kit_reuse": absent}
+    config = load_config(ROOT, {"isolation": "fresh", "reuse": True}, {}, NO_CLI, ini=ini)
+    assert (config.isolation, config.reuse) == ("fresh", True)
+    assert not is_enabled(None, {}, NO_CLI, ini=ini)
+
+
+def test_an_ini_option_alone_switches_the_kit_on_unless_it_is_a_false_boolean() -> None:
+    assert is_enabled(None, {}, NO_CLI, ini={"ci_kit_schema": "models:Base"})
+    assert is_enabled(None, {}, NO_CLI, ini={"ci_kit_reuse": True})
+    assert not is_enabled(None, {}, NO_CLI, ini={"ci_kit_reuse": False})
+    config = load_config(ROOT, None, {}, NO_CLI, ini={"ci_kit_url": "postgresql://h/ini_test"})
+    assert (config.enabled, config.base_name) == (True, "ini_test")
+
+
+def test_no_flag_given_false_beats_true_everywhere_else_and_asks_for_nothing() -> None:
+    """``--no-ci-kit-reuse``: one run without what the project's files switch on."""
+    everywhere = {
+        "table": {"reuse": True, "allow-any-name": True},
+        "environ": {"CI_KIT_REUSE": "1", "CI_KIT_ALLOW_ANY_NAME": "yes"},
+        "ini": {"ci_kit_reuse": True, "ci_kit_allow_any_name": True},
+    }
+    config = load_config(
+        ROOT,
+        everywhere["table"],
+        everywhere["environ"],
+        cli(reuse=False, allow_any_name=False),
+        ini=everywhere["ini"],
+    )
+    assert (config.reuse, config.allow_any_name) == (False, False)
+    assert not is_enabled(None, {}, cli(reuse=False, allow_any_name=False))
+
+
+@pytest.mark.parametrize(
+    ("argv", "reuse"),
+    [([], None), (["--ci-kit-reuse"], True), (["--no-ci-kit-reuse"], False)],
+)
+def test_a_boolean_flag_has_a_no_form_and_is_none_when_not_given(
+    argv: list[str], reuse: bool | None
+) -> None:
+    """None, not False, when absent: an absent flag must not override a file's true."""
+    parser = argparse.ArgumentParser()
+    for setting in SETTINGS:
+        parser.add_argument(setting.flag, **setting.option_kwargs())
+    options = parser.parse_args(argv)
+    assert options.ci_kit_reuse is reuse
+    assert options.ci_kit_allow_any_name is None
+
+
+@pytest.mark.parametrize(
+    ("ini", "complaint"),
+    [
+        ({"ci_kit_isolation": "bogus"}, "ini option ci_kit_isolation must be one of rollback"),
+        ({"ci_kit_reuse": "maybe"}, "ini option ci_kit_reuse must be true or false, not 'maybe'"),
+        ({"ci_kit_url_env": "A=B"}, "ini option ci_kit_url_env must be an environment"),
+        ({"ci_kit_schema": True}, "ini option ci_kit_schema must be a string, not True"),
+    ],
+)
+def test_ini_option_values_are_checked_and_named(ini: dict[str, object], complaint: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(ROOT, None, {}, NO_CLI, ini=ini)
+    assert complaint in str(caught.value)
 
 
 def test_pyproject_table_is_read_only_when_present(tmp_path: Path) -> None:

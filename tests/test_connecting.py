@@ -20,7 +20,7 @@ from ci_kit.errors import (
     ServerUnreachable,
 )
 from ci_kit.postgres import EmbeddedPostgres, find_binaries
-from tests.conftest import TEST_PASSWORD, password_in_query
+from tests.helpers.server import TEST_PASSWORD, password_in_query
 
 
 def test_wrong_password_is_one_line_without_the_password(server_url: URL) -> None:

@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit.dburl import render
-from tests.conftest import TEST_PASSWORD, environ_without_kit
+from tests.helpers.runs import environ_without_kit
+from tests.helpers.server import TEST_PASSWORD
 
 # A wheel built and installed into fresh venvs: the slow tier.
 pytestmark = pytest.mark.slow

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit.dburl import render, with_database
-from tests.conftest import TEST_PASSWORD, connect_to, create_unmarked, environ_without_kit
+from tests.helpers.runs import environ_without_kit
+from tests.helpers.server import TEST_PASSWORD, connect_to, create_unmarked
 
 # The examples' whole suites, each in its own project: the slow tier.
 pytestmark = pytest.mark.slow

@@ -14,13 +14,13 @@ from sqlalchemy.engine import URL
 from ci_kit import janitor
 from ci_kit.admin import Admin, Mark, template_use_lock
 from ci_kit.errors import DatabaseInUse, ForeignDatabase, PermissionDenied
-from tests.conftest import (
+from tests.helpers.runs import wait_until
+from tests.helpers.server import (
     as_superuser,
     build_template,
     connect_to,
     create_unmarked,
     database_names,
-    wait_until,
 )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 
 from ci_kit.dburl import with_database
 from ci_kit.outage import is_connection_loss, lost_server_line
-from tests.conftest import TEST_PASSWORD, connect_to
+from tests.helpers.server import TEST_PASSWORD, connect_to
 
 
 def wrapped(error: BaseException) -> AssertionError:

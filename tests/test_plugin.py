@@ -21,50 +21,16 @@ from sqlalchemy.engine import URL
 from ci_kit.admin import Admin, Mark
 from ci_kit.dburl import render, secret_forms
 from ci_kit.postgres import reuse_data_dir, stop_persistent
-from tests.conftest import (
+from tests.helpers.projects import MODELS, seen, write_project, write_suite
+from tests.helpers.runs import running, wait_until
+from tests.helpers.server import (
     TEST_PASSWORD,
     connect_to,
     create_unmarked,
     database_names,
     new_base_name,
     password_in_query,
-    running,
-    wait_until,
 )
-
-MODELS = """
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-class Base(DeclarativeBase):
-    pass
-
-class Item(Base):
-    __tablename__ = "items"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str]
-"""
-
-# Every test records which database it saw and how many rows it found before
-# writing one; a leak between tests would show as a count above zero.
-SUITE = """
-import json, os
-import pytest
-from sqlalchemy import func, select, text
-from models import Item
-
-def record(db_url, seen):
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "serial")
-    with open({log!r}, "a") as log:
-        log.write(json.dumps({{"worker": worker, "db": db_url.database, "seen": seen}}) + "\\n")
-
-@pytest.mark.parametrize("n", range({count}))
-def test_writes_and_commits(db_session, db_url, n):
-    seen = db_session.scalar(select(func.count()).select_from(Item))
-    db_session.add(Item(name=f"item {{n}}"))
-    db_session.commit()
-    record(db_url, seen)
-    assert seen == 0
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -72,24 +38,6 @@ def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each inner run says exactly where its server is."""
     for name in ("CI_KIT_DATABASE_URL", "CI_KIT_BASE_NAME", "CI_KIT_SCHEMA", "CI_KIT_SERVER"):
         monkeypatch.delenv(name, raising=False)
-
-
-def write_project(pytester: pytest.Pytester, base: str, count: int = 6, **extra: str) -> Path:
-    """An inner project: pyproject with [tool.ci-kit], a model, and a suite; returns its log."""
-    log = pytester.path / "seen.jsonl"
-    settings = "".join(f'{key} = "{value}"\n' for key, value in extra.items())
-    pytester.makefile(
-        ".toml",
-        pyproject=f'[tool.ci-kit]\nbase-name = "{base}"\nschema = "models:Base"\n{settings}',
-    )
-    pytester.makepyfile(models=MODELS)
-    for part in ("a", "b"):
-        pytester.makepyfile(**{f"test_{part}": SUITE.format(log=str(log), count=count)})
-    return log
-
-
-def seen(log: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in log.read_text().splitlines()]
 
 
 def external_env(monkeypatch: pytest.MonkeyPatch, server_url: URL, base: str) -> None:
@@ -783,9 +731,91 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
             "*--ci-kit-url=URL*",
             "*--ci-kit-schema=*",
             "*--ci-kit-isolation=*",
-            "*--ci-kit-reuse*",
+            "*--ci-kit-reuse, --no-ci-kit-reuse*",
+            "*--ci-kit-allow-any-name, --no-ci-kit-allow-any-name*",
+            "*ci_kit_url (string):*",
+            "*ci_kit_schema (string):*",
+            "*ci_kit_reuse (bool):*",
         ]
     )
+
+
+class TestSettingsAsPytestOptions:
+    """Each setting is also a pytest ini option (``ci_kit_url``, ...), read wherever pytest
+    reads them, and each boolean has a ``--no-`` flag."""
+
+    @pytest.mark.parametrize(
+        ("filename", "section", "quote"),
+        [
+            ("pytest.ini", "[pytest]", ""),
+            ("tox.ini", "[pytest]", ""),
+            ("setup.cfg", "[tool:pytest]", ""),
+            ("pyproject.toml", "[tool.pytest.ini_options]", '"'),
+        ],
+    )
+    def test_ini_options_alone_configure_the_kit_and_switch_it_on(
+        self,
+        pytester: pytest.Pytester,
+        server_url: URL,
+        base_name: str,
+        filename: str,
+        section: str,
+        quote: str,
+    ) -> None:
+        log = write_suite(pytester, count=1)
+        options = {
+            "ci_kit_url": render(server_url.set(database=base_name)),
+            "ci_kit_schema": "models:Base",
+        }
+        lines = "".join(f"{name} = {quote}{value}{quote}\n" for name, value in options.items())
+        (pytester.path / filename).write_text(f"{section}\n{lines}")
+        result = pytester.runpytest_subprocess("-p", "no:randomly")
+        result.assert_outcomes(passed=2)
+        assert {row["db"] for row in seen(log)} == {base_name}
+
+    def test_an_ini_option_from_the_command_line_beats_the_table(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+    ) -> None:
+        log = write_project(pytester, f"{base_name}_from_table", count=1)
+        external_env(monkeypatch, server_url, f"{base_name}_from_url")
+        result = pytester.runpytest_subprocess(
+            "-p", "no:randomly", "-o", f"ci_kit_base_name={base_name}"
+        )
+        result.assert_outcomes(passed=2)
+        assert {row["db"] for row in seen(log)} == {base_name}
+
+    def test_a_bad_ini_value_is_one_line_naming_the_option(self, pytester: pytest.Pytester) -> None:
+        pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+        result = pytester.runpytest_subprocess("-o", "ci_kit_reuse=maybe")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        (line,) = [line for line in result.stderr.lines if line.strip()]
+        assert line == "ERROR: ci-kit: ini option ci_kit_reuse: invalid truth value 'maybe'"
+
+    def test_no_reuse_beats_reuse_true_in_the_table_for_one_run(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        write_project(pytester, "embedded_test", count=1, reuse="true")
+        data_dir = reuse_data_dir(pytester.path)
+        try:
+            result = pytester.runpytest_subprocess("--no-ci-kit-reuse", "-p", "no:randomly")
+            result.assert_outcomes(passed=2)
+            result.stdout.fnmatch_lines(["ci-kit: PostgreSQL 1*(embedded, *"])
+            assert "kept for reuse" not in result.stdout.str()
+            assert not data_dir.exists()
+        finally:
+            if data_dir.exists():
+                stop_persistent(data_dir)
+                shutil.rmtree(data_dir, ignore_errors=True)
+
+    def test_a_no_flag_alone_does_not_switch_the_kit_on(self, pytester: pytest.Pytester) -> None:
+        pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+        result = pytester.runpytest_subprocess("--no-ci-kit-reuse", "--no-ci-kit-allow-any-name")
+        result.assert_outcomes(passed=1)
+        assert "ci-kit:" not in result.stdout.str()  # no header line, no closing line
 
 
 class TestCrashesAndConcurrency:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import pwd
 import re
@@ -30,6 +31,7 @@ from sqlalchemy import URL, create_engine, text
 
 from ci_kit.dburl import mask, render, short_hash
 from ci_kit.errors import EmbeddedServerFailed, PostgresNotFound
+from ci_kit.logs import forwarded_to
 from ci_kit.postgres import (
     PREFIX,
     EmbeddedPostgres,
@@ -47,8 +49,9 @@ from ci_kit.postgres.binaries import server_user, usable_bin_dir
 from ci_kit.postgres.cluster import _last_line
 from ci_kit.postgres.interrupts import deferred, hold, release
 from ci_kit.postgres.processes import SETTINGS_FILE, kept_cluster_dir, temp_root
-from tests.conftest import running
-from tests.python_env import run_without
+from tests.helpers.clusters import initdb_base
+from tests.helpers.python_env import run_without
+from tests.helpers.runs import running
 
 REPO = Path(__file__).resolve().parents[1]
 MakeServer = Callable[..., EmbeddedPostgres]
@@ -64,12 +67,6 @@ def show(url: URL, setting: str) -> str:
         row = conn.execute(f"SHOW {setting}").fetchone()
     assert row is not None
     return str(row[0])
-
-
-def initdb_base(lines: list[str]) -> Path:
-    """The temporary directory a logged ``initdb -D <base>/data`` command created."""
-    argv = shlex.split(next(line for line in lines if "initdb -D" in line))
-    return Path(argv[argv.index("-D") + 1]).parent
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +144,11 @@ def test_not_found_names_the_places_and_the_fixes(tmp_path: Path) -> None:
         assert fix in message
 
 
-def test_ephemeral_server_lifecycle(system: PgBinaries, make_server: MakeServer) -> None:
-    lines: list[str] = []
-    server = make_server(system, log=lines.append)
+def test_ephemeral_server_lifecycle(
+    system: PgBinaries, make_server: MakeServer, kit_log: list[str]
+) -> None:
+    lines = kit_log
+    server = make_server(system)
     url = server.start()
     assert server.start() is url
     assert (url.drivername, url.username, url.password) == ("postgresql+psycopg", "postgres", None)
@@ -230,11 +229,11 @@ def copies_of(binaries: PgBinaries) -> list[Path]:
 
 
 def test_root_copies_binaries_the_server_user_cannot_reach(
-    wheel: PgBinaries, unreachable_wheel: PgBinaries, make_server: MakeServer
+    wheel: PgBinaries, unreachable_wheel: PgBinaries, make_server: MakeServer, kit_log: list[str]
 ) -> None:
     """A wheel under a 0700 root directory, like a venv in /root, is run from a copy."""
-    lines: list[str] = []
-    server = make_server(unreachable_wheel, log=lines.append)
+    lines = kit_log
+    server = make_server(unreachable_wheel)
     url = server.start()
     assert int(show(url, "server_version_num")) // 10000 == wheel.major
     assert any(line.startswith(f"copying {unreachable_wheel.bin_dir.parent} to ") for line in lines)
@@ -245,37 +244,40 @@ def test_root_copies_binaries_the_server_user_cannot_reach(
 
 
 def test_root_reuses_its_copy_and_refuses_one_others_could_write(
-    unreachable_wheel: PgBinaries,
+    unreachable_wheel: PgBinaries, kit_log: list[str]
 ) -> None:
     user = server_user()
-    lines: list[str] = []
-    copied = usable_bin_dir(unreachable_wheel, user, lines.append)
+    lines = kit_log
+    copied = usable_bin_dir(unreachable_wheel, user)
     lines.clear()
-    assert usable_bin_dir(unreachable_wheel, user, lines.append) == copied
+    assert usable_bin_dir(unreachable_wheel, user) == copied
     assert not any(line.startswith("copying") for line in lines)
     cache = copied.parents[2]
     cache.chmod(0o777)  # as anyone could have made it, in a shared temp dir
     with pytest.raises(EmbeddedServerFailed) as caught:
-        usable_bin_dir(unreachable_wheel, user, lines.append)
+        usable_bin_dir(unreachable_wheel, user)
     assert str(caught.value) == f"refusing to run PostgreSQL from {cache}; delete it"
 
 
 def test_two_runs_copying_at_once_share_one_copy(unreachable_wheel: PgBinaries) -> None:
     user = server_user()
     other_run: list[Path] = []
+    started: list[str] = []
 
     def meanwhile_another_run_copies(line: str) -> None:
-        if line.startswith("copying") and not other_run:
-            other_run.append(usable_bin_dir(unreachable_wheel, user, lambda _: None))
+        if line.startswith("copying") and not started:
+            started.append(line)  # the other run's own "copying" line must not recurse
+            other_run.append(usable_bin_dir(unreachable_wheel, user))
 
-    copied = usable_bin_dir(unreachable_wheel, user, meanwhile_another_run_copies)
+    with forwarded_to(meanwhile_another_run_copies, level=logging.DEBUG):
+        copied = usable_bin_dir(unreachable_wheel, user)
     assert other_run == [copied]
     assert copies_of(unreachable_wheel) == [copied.parents[2]], "no half-made copy is left"
     assert (copied / "postgres").is_file()
 
 
 def test_persistent_server_outlives_stop_and_is_reused(
-    system: PgBinaries, make_server: MakeServer, persistent_dir: Path
+    system: PgBinaries, make_server: MakeServer, persistent_dir: Path, kit_log: list[str]
 ) -> None:
     first = make_server(system, data_dir=persistent_dir)
     url = first.start()
@@ -284,8 +286,9 @@ def test_persistent_server_outlives_stop_and_is_reused(
     first.stop()
     assert show(url, "server_version_num")  # still running
 
-    lines: list[str] = []
-    second = make_server(system, data_dir=persistent_dir, log=lines.append)
+    lines = kit_log
+    lines.clear()
+    second = make_server(system, data_dir=persistent_dir)
     assert second.start() == url
     assert not any("initdb -D" in line or line.endswith(" start") for line in lines)
     assert any(line.startswith("reusing") for line in lines)
@@ -301,7 +304,7 @@ def test_persistent_server_outlives_stop_and_is_reused(
     assert not stop_persistent(persistent_dir)
 
     lines.clear()
-    third = make_server(system, data_dir=persistent_dir, log=lines.append)
+    third = make_server(system, data_dir=persistent_dir)
     assert third.start() == url  # restarted, not re-initialised: the database survives
     assert not any("initdb -D" in line for line in lines)
     assert show(url.set(database="kept_test"), "server_version_num")
@@ -418,10 +421,10 @@ def test_an_interpreter_exiting_without_stop_still_stops_its_server(system: PgBi
 
 
 def test_bad_setting_fails_with_the_server_reason(
-    system: PgBinaries, make_server: MakeServer
+    system: PgBinaries, make_server: MakeServer, kit_log: list[str]
 ) -> None:
-    lines: list[str] = []
-    server = make_server(system, settings={"max_connections": "lots"}, log=lines.append)
+    lines = kit_log
+    server = make_server(system, settings={"max_connections": "lots"})
     with pytest.raises(EmbeddedServerFailed, match="starting the server failed") as caught:
         server.start()
     message = str(caught.value)
@@ -603,6 +606,16 @@ def test_a_durable_cluster_needs_a_data_dir(system: PgBinaries) -> None:
         EmbeddedPostgres(system, durable=True)
 
 
+@pytest.mark.parametrize(("durable", "expected"), [(True, "on"), (False, "off")])
+def test_only_a_durable_cluster_keeps_what_it_committed_through_a_crash(
+    system: PgBinaries, make_server: MakeServer, persistent_dir: Path, durable: bool, expected: str
+) -> None:
+    """The public ``durable=True``: PostgreSQL's own safety, none of the test tuning."""
+    url = make_server(system, data_dir=persistent_dir, durable=durable).start()
+    for setting in ("fsync", "synchronous_commit", "full_page_writes", "data_checksums"):
+        assert show(url, setting) == expected, setting
+
+
 def test_a_kept_cluster_deep_in_the_tree_puts_its_socket_where_the_path_fits(
     system: PgBinaries, make_server: MakeServer, persistent_dir: Path
 ) -> None:
@@ -638,7 +651,8 @@ def test_a_tcp_port_taken_between_its_pick_and_the_start_is_given_up_for_another
         taken.append(holder)
 
     try:
-        url = make_server(system, listen="tcp", log=another_process_takes_the_port).start()
+        with forwarded_to(another_process_takes_the_port, level=logging.DEBUG):
+            url = make_server(system, listen="tcp").start()
         assert taken, "the port was taken before the first start"
         assert url.port != taken[0].getsockname()[1]
         assert show(url, "listen_addresses") == "127.0.0.1"
@@ -791,19 +805,18 @@ def test_a_read_only_dev_shm_sends_clusters_to_the_temp_dir() -> None:
     assert in_mount_namespace(mount, code) == "True True\n"
 
 
-def test_without_proc_a_live_pid_is_believed_and_no_filesystem_is_known() -> None:
-    """A container without /proc: no way to check a pid's directory, nor the mounts."""
+def test_without_proc_a_live_pid_is_believed() -> None:
+    """A container without /proc: no way to check a pid's directory."""
     code = (
         "import os, shutil, tempfile\n"
         "from pathlib import Path\n"
         "from ci_kit.postgres import postmaster\n"
-        "from ci_kit.postgres.processes import filesystem_type\n"
         "data = Path(tempfile.mkdtemp())\n"
         "(data / 'postmaster.pid').write_text(f'{os.getpid()}\\n')\n"
-        "print(postmaster(data) == os.getpid(), filesystem_type(data))\n"
+        "print(postmaster(data) == os.getpid())\n"
         "shutil.rmtree(data)\n"
     )
-    assert in_mount_namespace(["mount", "-t", "tmpfs", "tmpfs", "/proc"], code) == "True None\n"
+    assert in_mount_namespace(["mount", "-t", "tmpfs", "tmpfs", "/proc"], code) == "True\n"
 
 
 def failure_with_temp_dir(binaries: PgBinaries, options: str) -> str:

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import NullPool
 
 from ci_kit.admin import Admin, Mark
 from ci_kit.errors import MigrationFailed, SchemaNotInTemplate, SchemaSourceError
-from ci_kit.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
-from tests.python_env import run_without
+from ci_kit.schema import (
+    FINGERPRINT_VERSION,
+    SchemaSource,
+    build_schema,
+    fingerprint,
+    parse_schema_source,
+)
+from ci_kit.schema.alembic import AlembicSchema
+from ci_kit.schema.empty import EmptySchema
+from ci_kit.schema.metadata import MetadataSchema
+from tests.helpers.python_env import run_without
 
 ENV_PY = """
 from alembic import context
@@ -79,11 +90,11 @@ def scratch_db(admin: Admin, base_name: str, run_id: str) -> Iterator[URL]:
     admin.drop(name, allowed=lambda mark: True)
 
 
-def build_into(url: URL, source: SchemaSource, root: Path) -> set[str]:
+def build_into(url: URL, source: SchemaSource) -> set[str]:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as connection:
-            build_schema(source, connection, root=root)
+            build_schema(source, connection)
         return set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
@@ -91,11 +102,22 @@ def build_into(url: URL, source: SchemaSource, root: Path) -> set[str]:
 
 class TestParsing:
     def test_nothing_means_an_empty_template(self, tmp_path: Path) -> None:
-        assert parse_schema_source(None, tmp_path) == SchemaSource("empty")
+        assert parse_schema_source(None, tmp_path) == EmptySchema()
 
     def test_an_ini_path_is_alembic_relative_to_the_root(self, tmp_path: Path) -> None:
         ini = write_alembic_project(tmp_path)
-        assert parse_schema_source("alembic.ini", tmp_path) == SchemaSource("alembic", str(ini))
+        assert parse_schema_source("alembic.ini", tmp_path) == AlembicSchema(ini)
+
+    def test_alembic_logging_is_kept_out_unless_asked_for(self, tmp_path: Path) -> None:
+        ini = write_alembic_project(tmp_path)
+        assert AlembicSchema(ini) == AlembicSchema(ini, quiet_logging=True)
+        loud = parse_schema_source("alembic.ini", tmp_path, quiet_alembic=False)
+        assert loud == AlembicSchema(ini, quiet_logging=False)
+
+    def test_a_module_target_is_metadata_imported_from_the_root(self, tmp_path: Path) -> None:
+        assert parse_schema_source("app.models:Base", tmp_path) == MetadataSchema(
+            "app.models:Base", tmp_path
+        )
 
     def test_a_missing_ini_is_one_line(self, tmp_path: Path) -> None:
         with pytest.raises(SchemaSourceError, match="no such Alembic config file"):
@@ -108,27 +130,32 @@ class TestParsing:
 
 
 class TestFingerprint:
+    def test_templates_built_before_the_interface_keep_their_names(self) -> None:
+        """The digest's bytes are what the kit hashed when a schema was a kind and a target."""
+        before = hashlib.sha256(f"ci-kit/{FINGERPRINT_VERSION}\0pg15\0empty\0".encode())
+        assert fingerprint(EmptySchema(), server_major=15) == before.hexdigest()
+
     def test_changes_with_any_migration_or_env_py_and_with_the_server(self, tmp_path: Path) -> None:
         source = parse_schema_source(str(write_alembic_project(tmp_path)), tmp_path)
-        first = fingerprint(source, server_major=15, root=tmp_path)
-        assert fingerprint(source, server_major=15, root=tmp_path) == first
-        assert fingerprint(source, server_major=16, root=tmp_path) != first
+        first = fingerprint(source, server_major=15)
+        assert fingerprint(source, server_major=15) == first
+        assert fingerprint(source, server_major=16) != first
 
         add_revision(tmp_path, "0003", "0002", 'op.create_index("ix_name", "items", ["name"])')
-        second = fingerprint(source, server_major=15, root=tmp_path)
+        second = fingerprint(source, server_major=15)
         assert second != first
 
         env = tmp_path / "migrations" / "env.py"
         env.write_text(env.read_text() + "\n# tweak\n")
-        assert fingerprint(source, server_major=15, root=tmp_path) not in (first, second)
+        assert fingerprint(source, server_major=15) not in (first, second)
 
     def test_bytecode_caches_do_not_count(self, tmp_path: Path) -> None:
         source = parse_schema_source(str(write_alembic_project(tmp_path)), tmp_path)
-        before = fingerprint(source, server_major=15, root=tmp_path)
+        before = fingerprint(source, server_major=15)
         cache = tmp_path / "migrations" / "versions" / "__pycache__"
         cache.mkdir()
         (cache / "0001.cpython-311.pyc").write_bytes(b"\x00")
-        assert fingerprint(source, server_major=15, root=tmp_path) == before
+        assert fingerprint(source, server_major=15) == before
 
     def test_metadata_fingerprint_follows_its_ddl(self, tmp_path: Path) -> None:
         module = tmp_path / "fp_models.py"
@@ -138,9 +165,9 @@ class TestFingerprint:
             "Table('t', metadata, Column('id', Integer, primary_key=True))\n"
         )
         source = parse_schema_source("fp_models:metadata", tmp_path)
-        first = fingerprint(source, server_major=15, root=tmp_path)
-        assert first == fingerprint(source, server_major=15, root=tmp_path)
-        assert first != fingerprint(SchemaSource("empty"), server_major=15, root=tmp_path)
+        first = fingerprint(source, server_major=15)
+        assert first == fingerprint(source, server_major=15)
+        assert first != fingerprint(EmptySchema(), server_major=15)
 
     @pytest.mark.parametrize(
         ("target", "complaint"),
@@ -154,13 +181,13 @@ class TestFingerprint:
         self, tmp_path: Path, target: str, complaint: str
     ) -> None:
         with pytest.raises(SchemaSourceError, match=complaint):
-            fingerprint(SchemaSource("metadata", target), server_major=15, root=tmp_path)
+            fingerprint(MetadataSchema(target, tmp_path), server_major=15)
 
     def test_an_alembic_config_alembic_cannot_use_is_one_line(self, tmp_path: Path) -> None:
         (tmp_path / "alembic.ini").write_text("[alembic]\n")  # no script_location
         source = parse_schema_source("alembic.ini", tmp_path)
         with pytest.raises(SchemaSourceError) as caught:
-            fingerprint(source, server_major=15, root=tmp_path)
+            fingerprint(source, server_major=15)
         message = str(caught.value)
         assert message.startswith(f"Alembic config {tmp_path / 'alembic.ini'} is not usable: ")
         assert "script_location" in message
@@ -173,10 +200,11 @@ class TestFingerprint:
         code = (
             "from pathlib import Path\n"
             "from ci_kit.errors import SchemaSourceError\n"
-            "from ci_kit.schema import SchemaSource, fingerprint\n"
-            f"source = SchemaSource('alembic', {str(ini)!r})\n"
+            "from ci_kit.schema import fingerprint\n"
+            "from ci_kit.schema.alembic import AlembicSchema\n"
+            f"source = AlembicSchema(Path({str(ini)!r}))\n"
             "try:\n"
-            "    fingerprint(source, server_major=15, root=Path())\n"
+            "    fingerprint(source, server_major=15)\n"
             "except SchemaSourceError as error:\n"
             "    print(error)\n"
         )
@@ -193,14 +221,14 @@ class TestBuild:
         self, tmp_path: Path, scratch_db: URL
     ) -> None:
         source = parse_schema_source(str(write_alembic_project(tmp_path)), tmp_path)
-        assert build_into(scratch_db, source, tmp_path) == {"items", "alembic_version"}
+        assert build_into(scratch_db, source) == {"items", "alembic_version"}
 
     def test_a_broken_migration_names_the_error(self, tmp_path: Path, scratch_db: URL) -> None:
         write_alembic_project(tmp_path)
         add_revision(tmp_path, "0003", "0002", 'op.execute("ALTER TABLE nowhere ADD x int")')
         source = parse_schema_source("alembic.ini", tmp_path)
         with pytest.raises(MigrationFailed) as caught:
-            build_into(scratch_db, source, tmp_path)
+            build_into(scratch_db, source)
         message = str(caught.value)
         assert 'relation "nowhere" does not exist' in message
         assert "\n" not in message
@@ -210,9 +238,9 @@ class TestBuild:
         self, tmp_path: Path, scratch_db: URL
     ) -> None:
         """Not a failed migration: the fix is in the configuration, not in a migration."""
-        source = SchemaSource("metadata", "no_such_module_xyz:metadata")
+        source = MetadataSchema("no_such_module_xyz:metadata", tmp_path)
         with pytest.raises(SchemaSourceError, match="does not import: ModuleNotFoundError"):
-            build_into(scratch_db, source, tmp_path)
+            build_into(scratch_db, source)
 
     def test_a_template_missing_a_table_of_the_metadata_is_refused(
         self, tmp_path: Path, scratch_db: URL
@@ -227,8 +255,80 @@ class TestBuild:
         )
         source = parse_schema_source("elsewhere_models:metadata", tmp_path)
         with pytest.raises(SchemaNotInTemplate) as caught:
-            build_into(scratch_db, source, tmp_path)
+            build_into(scratch_db, source)
         assert str(caught.value) == (
             f"after create_all, template '{scratch_db.database}' lacks moved: "
             "does elsewhere_models:metadata build its tables on another engine?"
         )
+
+
+@dataclass(frozen=True)
+class SqlFileSchema:
+    """A third kind of schema, a plain SQL file, written against the interface alone."""
+
+    path: Path
+
+    def describe(self) -> str:
+        return f"SQL ({self.path.name})"
+
+    def fingerprint_parts(self) -> Iterator[bytes]:
+        yield b"sql"
+        yield self.path.read_bytes()
+
+    def build(self, connection: Connection) -> None:
+        connection.exec_driver_sql(self.path.read_text())
+
+    def verify(self, connection: Connection) -> None:
+        tables = inspect(connection).get_table_names()
+        connection.rollback()
+        if "checked" not in tables:
+            raise SchemaNotInTemplate(f"{self.describe()} left no table 'checked'")
+
+    def failure_hint(self, error: BaseException) -> str:
+        return f" (run psql -f {self.path.name} to see it fail)"
+
+
+class TestInterface:
+    """Naming, building and checking a template go through the interface alone."""
+
+    def sql_schema(self, root: Path, sql: str) -> SchemaSource:
+        (root / "schema.sql").write_text(sql)
+        return SqlFileSchema(root / "schema.sql")
+
+    def test_a_new_kind_of_schema_is_named_by_what_it_says_shapes_it(self, tmp_path: Path) -> None:
+        source = self.sql_schema(tmp_path, "CREATE TABLE checked (id int);")
+        first = fingerprint(source, server_major=15)
+        assert first == fingerprint(source, server_major=15)
+        assert first != fingerprint(EmptySchema(), server_major=15)
+        (tmp_path / "schema.sql").write_text("CREATE TABLE checked (id bigint);")
+        assert fingerprint(source, server_major=15) != first
+
+    def test_a_new_kind_of_schema_is_built_committed_and_checked(
+        self, tmp_path: Path, scratch_db: URL
+    ) -> None:
+        source = self.sql_schema(tmp_path, "CREATE TABLE checked (id int); CREATE TABLE t (x int);")
+        assert build_into(scratch_db, source) == {"checked", "t"}
+
+    def test_its_failure_is_one_line_with_its_own_hint(
+        self, tmp_path: Path, scratch_db: URL
+    ) -> None:
+        source = self.sql_schema(tmp_path, "CREATE TABLE checked (id no_such_type);")
+        with pytest.raises(MigrationFailed) as caught:
+            build_into(scratch_db, source)
+        message = str(caught.value)
+        assert message.startswith("building the schema from SQL (schema.sql) failed: ")
+        assert 'type "no_such_type" does not exist' in message
+        assert message.endswith(" (run psql -f schema.sql to see it fail)")
+        assert "\n" not in message
+
+    def test_its_check_failing_is_its_own_error_after_the_commit(
+        self, tmp_path: Path, scratch_db: URL
+    ) -> None:
+        source = self.sql_schema(tmp_path, "CREATE TABLE elsewhere (id int);")
+        with pytest.raises(SchemaNotInTemplate, match="left no table 'checked'"):
+            build_into(scratch_db, source)
+        engine = create_engine(scratch_db, poolclass=NullPool)
+        try:
+            assert inspect(engine).get_table_names() == ["elsewhere"]
+        finally:
+            engine.dispose()

@@ -12,18 +12,14 @@ from ci_kit.config import load_config
 from ci_kit.dburl import render, with_database
 from ci_kit.lifecycle import PreparedRun, prepare_run
 from ci_kit.workers import WorkerDatabases
-from tests.conftest import create_unmarked, database_names
-
-
-def quiet(_: str) -> None:
-    pass
+from tests.helpers.server import create_unmarked, database_names
 
 
 @pytest.fixture
 def run(tmp_path: Path, server_url: URL, base_name: str) -> Iterator[PreparedRun]:
     """A prepared run on the external server, closed afterwards."""
     environ = {"CI_KIT_DATABASE_URL": render(server_url.set(database=base_name))}
-    prepared = prepare_run(load_config(tmp_path, {}, environ, {}), log=quiet)
+    prepared = prepare_run(load_config(tmp_path, {}, environ, {}))
     yield prepared
     prepared.close()
 

@@ -53,10 +53,10 @@ def build_release(
     dist = manifest.dist_dir(releases, commit)
     with tempfile.TemporaryDirectory(prefix="ci-kit-build-") as work:
         source = export(shell, config.root, commit, Path(work))
-        project = _project(source, config.build_directory, commit)
+        project = _project(source, config.build.directory, commit)
         out = Path(work) / "dist"
         argv: list[str | Path] = [sys.executable, "-m", "build", "--outdir", out]
-        if not config.build_isolation:
+        if not config.build.isolation:
             argv.append("--no-isolation")
         shell.run([*argv, project], step="build")
         built = sorted(out.iterdir())

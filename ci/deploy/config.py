@@ -1,92 +1,154 @@
-"""The deploy configuration: one typed object from Invoke's config and the environment.
+"""The deploy configuration: one typed object from Invoke's settings and the environment.
 
-Settings come from Invoke's layers (the namespace's defaults, ``invoke.yaml``,
-``INVOKE_DEPLOY_*`` variables, ``-f`` files); secrets come only from the process
-environment, read here and nowhere else, so they never sit in a file or in argv:
+The models below declare every setting once, with its type and default, and pydantic
+parses every value, whatever layer it comes from: Invoke's (``invoke.yaml``, ``-f``
+files, flags, the namespace's ``deploy.project``) or an ``INVOKE_DEPLOY_*`` variable,
+which :mod:`ci.deploy.overrides` reads as text. So ``false`` is false and ``flase`` an
+error in every layer. A setting given as null (from a variable: nothing, ``null`` or
+``~``) is unset: its default applies. A bad value is one line naming the variable or
+key and what it must be; every problem found goes on that line.
+
+Secrets come only from the process environment, read here and nowhere else, so they
+never sit in a file or in argv; no setting can hold one:
 
 - ``CI_KIT_REGISTRY_PASSWORD``: the image registry's password;
 - ``CI_KIT_<ENV>_DATABASE_PASSWORD``: the password of the environment's database URL;
 - ``CI_KIT_<ENV>_ADMIN_TOKEN``: the app's ``ADMIN_TOKEN`` (the local target makes
   one per environment and keeps it, mode 0600, when unset);
 - ``CI_KIT_SSH_KEY_FILE``: the private key for the ``ssh`` target.
-
-The project being deployed (``deploy.project``) is not read here: the root
-``tasks.py`` puts its own directory in the namespace's configuration, and
-:func:`ci.deploy.tasks.load` passes it in as ``root``.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any, Literal, Self, get_args
 from urllib.parse import urlsplit
 
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 from sqlalchemy.engine import URL
 
+from ci.deploy import overrides
 from ci.deploy.errors import DeployConfigError
 from ci.deploy.plan import Masker
 from ci_kit.dburl import mask, parse_database_url
 from ci_kit.errors import InvalidDatabaseUrl
 
-TARGETS = ("local", "ssh", "command")
+Target = Literal["local", "ssh", "command"]
+TARGETS: tuple[str, ...] = get_args(Target)
 
-DEFAULTS: dict[str, Any] = {
-    "state_dir": ".ci-kit",
-    # Outside any clone: what the local target runs and keeps (see DeployConfig.machine_dir).
-    "state_root": None,
-    "name": None,
-    # The hosts the ssh target and ssh:// state may connect to; no other host key is trusted.
-    "ssh_known_hosts": "~/.ssh/known_hosts",
-    # The distribution a release ships: the sample's own pyproject, not the repo root's.
-    "build": {"isolation": True, "directory": "backend_sample"},
-    "image": {
-        "repository": None,
-        "containerfile": "backend_sample/Containerfile",
-        "engine": "auto",
-        # Lists are read from strings too: Invoke cannot override a list from INVOKE_*.
-        "engine_args": None,
-        "tls_verify": True,
-        "username": None,
-    },
-    "environments": {},
-}
 
-ENVIRONMENT_DEFAULTS: dict[str, Any] = {
-    "target": "local",
-    "host": "127.0.0.1",
-    "port": None,
-    "base_url": None,
-    "database": None,
-    "database_url": None,
-    "health_timeout": 60,
-    "smoke_tests": True,
-    "promote_from": None,
-    "command": None,
-    "ssh_host": None,
-    "ssh_user": None,
-    "ssh_port": 22,
-    "remote_path": None,
-    "remote_python": "python3",
-    # Where the environment's history, lock and releases live for every runner:
-    # ssh://[user@]host[:port]/path or a directory; default by target (see ci.deploy.store).
-    "state": None,
-}
+def _words(value: object) -> object:
+    """A list written as one string: ``[a, b]``, a JSON list, or shell words.
+
+    Variables are text, and Invoke cannot override a list a file holds, so files
+    write lists as strings too. Items of ``[a, b]`` lose the spaces around them;
+    one that keeps some is quoted.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        if text.startswith("[") and text.endswith("]"):
+            lexer = shlex.shlex(text[1:-1], posix=True)
+            lexer.whitespace, lexer.whitespace_split, lexer.commenters = ",", True, ""
+            return [item.strip() for item in lexer if item.strip()]
+        return shlex.split(text)
+    except ValueError as error:
+        raise ValueError(
+            f"not a list ({error}); write [a, b], a JSON list, or words quoted as in a shell"
+        ) from None
+
+
+def _inside_repository(value: str) -> str:
+    directory = PurePosixPath(value)
+    if directory.is_absolute() or ".." in directory.parts:
+        raise ValueError(
+            f"{value!r} must be a path inside the repository, relative to its root (e.g. "
+            "backend_sample), since it is read from the commit's git archive"
+        )
+    return str(directory)
 
 
 @dataclass(frozen=True)
-class ImageConfig:
+class SshLocation:
+    """``ssh://[user@]host[:port]/path``, as parsed from a ``state`` setting."""
+
+    host: str
+    user: str | None
+    port: int
+    path: str
+
+
+def parse_location(value: object) -> SshLocation | Path | None:
+    """A ``state`` setting: an SSH location or an absolute directory; else one line."""
+    if value is None:
+        return None
+    raw = str(value)
+    if raw.startswith("ssh://"):
+        parts = urlsplit(raw)
+        if not parts.hostname or not parts.path.startswith("/"):
+            raise ValueError(f"{raw!r} must look like ssh://[user@]host[:port]/absolute/path")
+        try:
+            port = parts.port or 22
+        except ValueError:
+            raise ValueError(f"the port in {raw!r} is not a number") from None
+        return SshLocation(parts.hostname, parts.username, port, parts.path)
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise ValueError(
+            f"{raw!r} must be an absolute directory or an ssh:// location, never a path "
+            "inside the clone (CI throws clones away)"
+        )
+    return path
+
+
+Words = Annotated[tuple[str, ...], BeforeValidator(_words)]
+UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
+
+
+class _Table(BaseModel):
+    """A table of settings: typed, unknown keys refused, frozen once validated.
+
+    A field marked ``exclude`` is no setting: :func:`load_deploy_config` puts it in
+    (a secret, an environment's name), and neither a file nor a variable may.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+
+
+class BuildConfig(_Table):
+    """The distribution a release ships: the sample's own pyproject, not the repo root's."""
+
+    isolation: bool = True
+    directory: Annotated[str, AfterValidator(_inside_repository)] = "backend_sample"
+
+
+class ImageConfig(_Table):
     """Where images go and how they are built; no repository means no image."""
 
-    repository: str | None
-    containerfile: str
-    engine: str
-    engine_args: tuple[str, ...]
-    tls_verify: bool
-    username: str | None
+    repository: str | None = None
+    containerfile: str = "backend_sample/Containerfile"
+    engine: Literal["auto", "podman", "docker"] = "auto"  # auto: podman if installed
+    engine_args: Words = ()
+    tls_verify: bool = True
+    username: str | None = None
 
     @property
     def registry(self) -> str | None:
@@ -96,32 +158,69 @@ class ImageConfig:
         return self.repository.split("/", 1)[0]
 
 
-@dataclass(frozen=True)
-class EnvironmentConfig:
+class EnvironmentConfig(_Table):
     """One environment (staging, production, ...): where and how it is deployed."""
 
-    name: str
-    target: str
-    host: str
-    port: int
-    base_url: str
-    database: str
-    database_url: URL | None
-    health_timeout: float
-    smoke_tests: bool
-    promote_from: str | None
-    command: tuple[str, ...]
-    ssh_host: str | None
-    ssh_user: str | None
-    ssh_port: int
-    remote_path: str | None
-    remote_python: str
-    state: SshLocation | Path | None = None
-    admin_token: str | None = field(default=None, repr=False)
+    model_config = ConfigDict(arbitrary_types_allowed=True)  # database_url: SQLAlchemy's URL
+
+    name: str = Field(exclude=True)
+    admin_token: str | None = Field(default=None, exclude=True, repr=False)
+    database_password: str | None = Field(default=None, exclude=True, repr=False)
+    target: Target = "local"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_url: Annotated[str, AfterValidator(lambda url: url.rstrip("/"))] = Field(
+        default_factory=lambda data: f"http://{data['host']}:{data['port']}"
+    )
+    database: str = Field(
+        default_factory=lambda data: f"finance_report_{data['name'].replace('-', '_')}"
+    )
+    database_url: URL | None = None
+    health_timeout: FiniteFloat = 60.0
+    smoke_tests: bool = True
+    promote_from: str | None = None
+    command: Words = ()
+    ssh_host: str | None = None
+    ssh_user: str | None = None
+    ssh_port: int = 22
+    remote_path: str | None = None
+    remote_python: str = "python3"
+    # Where the environment's history, lock and releases live for every runner:
+    # ssh://[user@]host[:port]/path or a directory; default by target (see ci.deploy.store).
+    state: Annotated[SshLocation | Path | None, PlainValidator(parse_location)] = None
+
+    @field_validator("database_url", mode="plain")
+    @classmethod
+    def _database_url(cls, value: object, info: ValidationInfo) -> URL:
+        try:
+            url = parse_database_url(str(value))
+        except InvalidDatabaseUrl as error:
+            raise ValueError(str(error)) from None
+        prefix = _env_prefix(info.data["name"])
+        if url.password:
+            raise ValueError(
+                f"must not contain a password; set {prefix}DATABASE_PASSWORD in the "
+                "environment instead"
+            )
+        password = info.data.get("database_password")
+        return url.set(password=password) if password else url
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if not {"port", "base_url"} & self.model_fields_set:
+            raise ValueError("set its port or its base_url")
+        if self.target == "command" and not self.command:
+            raise ValueError(
+                "the command target needs a rollout command, e.g. "
+                "command: [kubectl, set, image, deployment/app, 'app={image}']"
+            )
+        if self.target == "ssh" and not (self.ssh_host and self.remote_path):
+            raise ValueError("the ssh target needs ssh_host and remote_path")
+        return self
 
     @property
     def env_prefix(self) -> str:
-        return "CI_KIT_" + self.name.upper().replace("-", "_") + "_"
+        return _env_prefix(self.name)
 
     def database_display(self) -> str:
         if self.database_url is not None:
@@ -129,21 +228,34 @@ class EnvironmentConfig:
         return f"{self.database} on the embedded PostgreSQL kept for this project"
 
 
-@dataclass(frozen=True)
-class DeployConfig:
+class DeployConfig(_Table):
     """Everything a deploy task needs to know, validated once."""
 
-    root: Path
-    state_dir: Path
-    state_root: Path
-    name: str
-    build_isolation: bool
-    build_directory: str
-    image: ImageConfig
-    environments: Mapping[str, EnvironmentConfig]
-    registry_password: str | None = field(default=None, repr=False)
-    ssh_key_file: str | None = None
-    ssh_known_hosts: Path = Path("~/.ssh/known_hosts")
+    # The repository deployed: the root tasks.py puts its own directory in the
+    # namespace's configuration as deploy.project (see ci.deploy.tasks.namespace).
+    root: Path = Field(alias="project")
+    registry_password: str | None = Field(default=None, exclude=True, repr=False)
+    ssh_key_file: str | None = Field(default=None, exclude=True)
+    # This clone's build output and cache of releases, relative to the root.
+    state_dir: Path = Field(default=Path(".ci-kit"), validate_default=True)
+    # Outside any clone: what the local target runs and keeps (see machine_dir).
+    state_root: UserPath
+    build: BuildConfig = Field(default_factory=BuildConfig)
+    name: str = Field(
+        default_factory=lambda data: (
+            PurePosixPath(data["build"].directory).name or data["root"].name
+        )
+    )
+    # The hosts the ssh target and ssh:// state may connect to; no other host key is trusted.
+    ssh_known_hosts: UserPath = Field(default=Path("~/.ssh/known_hosts"), validate_default=True)
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    environments: Mapping[str, EnvironmentConfig] = Field(default_factory=dict)
+
+    @field_validator("state_dir")
+    @classmethod
+    def _in_root(cls, value: Path, info: ValidationInfo) -> Path:
+        root = info.data.get("root")
+        return root / value if root else value
 
     def environment(self, name: str) -> EnvironmentConfig:
         try:
@@ -183,143 +295,36 @@ class DeployConfig:
 
 
 def load_deploy_config(
-    settings: Mapping[str, Any], environ: Mapping[str, str], root: Path
+    settings: Mapping[str, Any],
+    environ: Mapping[str, str],
+    root: Path | None = None,
+    *,
+    shadowed: Iterable[Mapping[str, Any]] = (),
 ) -> DeployConfig:
-    """Validate Invoke's ``deploy`` settings and attach the secrets from ``environ``."""
-    merged = _merge(DEFAULTS, settings)
-    image = merged["image"]
-    state_dir = Path(merged["state_dir"])
-    if not state_dir.is_absolute():
-        state_dir = root / state_dir
-    environments = {
-        name: _environment(name, _merge(ENVIRONMENT_DEFAULTS, raw or {}), environ)
-        for name, raw in (merged["environments"] or {}).items()
-    }
-    engine_args = image["engine_args"] or []
-    build_directory = _build_directory(merged["build"]["directory"])
-    return DeployConfig(
-        root=root,
-        state_dir=state_dir,
-        state_root=Path(merged["state_root"]).expanduser()
-        if merged["state_root"]
-        else default_state_root(environ),
-        name=str(merged["name"] or PurePosixPath(build_directory).name or root.name),
-        build_isolation=bool(merged["build"]["isolation"]),
-        build_directory=build_directory,
-        image=ImageConfig(
-            repository=image["repository"] or None,
-            containerfile=str(image["containerfile"]),
-            engine=str(image["engine"]),
-            engine_args=tuple(
-                shlex.split(engine_args) if isinstance(engine_args, str) else engine_args
-            ),
-            tls_verify=_bool(image["tls_verify"]),
-            username=image["username"] or None,
-        ),
-        environments=environments,
-        registry_password=environ.get("CI_KIT_REGISTRY_PASSWORD") or None,
-        ssh_key_file=environ.get("CI_KIT_SSH_KEY_FILE") or None,
-        ssh_known_hosts=Path(str(merged["ssh_known_hosts"])).expanduser(),
-    )
+    """Validate Invoke's ``deploy`` settings, its variables over them, and its secrets.
 
-
-def _environment(
-    name: str, raw: Mapping[str, Any], environ: Mapping[str, str]
-) -> EnvironmentConfig:
-    target = str(raw["target"])
-    if target not in TARGETS:
-        raise DeployConfigError(
-            f"environment {name}: target {target!r} is not one of {', '.join(TARGETS)}"
-        )
-    prefix = "CI_KIT_" + name.upper().replace("-", "_") + "_"
-    port = raw["port"]
-    base_url = raw["base_url"]
-    if port is None and base_url is None:
-        raise DeployConfigError(f"environment {name}: set its port or its base_url")
-    host = str(raw["host"])
-    if base_url is None:
-        base_url = f"http://{host}:{port}"
-    if port is None:
-        port = 8000
-    database_url = None
-    if raw["database_url"]:
-        try:
-            database_url = parse_database_url(str(raw["database_url"]))
-        except InvalidDatabaseUrl as error:
-            raise DeployConfigError(f"environment {name}: {error}") from None
-        if database_url.password:
-            raise DeployConfigError(
-                f"environment {name}: database_url must not contain a password; "
-                f"set {prefix}DATABASE_PASSWORD in the environment instead"
-            )
-        password = environ.get(prefix + "DATABASE_PASSWORD")
-        if password:
-            database_url = database_url.set(password=password)
-    command = raw["command"] or ()
-    if target == "command" and not command:
-        raise DeployConfigError(
-            f"environment {name}: the command target needs a rollout command, e.g. "
-            "command: [kubectl, set, image, deployment/app, 'app={image}']"
-        )
-    if target == "ssh" and not (raw["ssh_host"] and raw["remote_path"]):
-        raise DeployConfigError(
-            f"environment {name}: the ssh target needs ssh_host and remote_path"
-        )
-    return EnvironmentConfig(
-        name=name,
-        target=target,
-        host=host,
-        port=int(port),
-        base_url=str(base_url).rstrip("/"),
-        database=str(raw["database"] or f"finance_report_{name.replace('-', '_')}"),
-        database_url=database_url,
-        health_timeout=float(raw["health_timeout"]),
-        smoke_tests=_bool(raw["smoke_tests"]),
-        promote_from=raw["promote_from"] or None,
-        command=tuple(shlex.split(command) if isinstance(command, str) else map(str, command)),
-        ssh_host=raw["ssh_host"] or None,
-        ssh_user=raw["ssh_user"] or None,
-        ssh_port=int(raw["ssh_port"]),
-        remote_path=raw["remote_path"] or None,
-        remote_python=str(raw["remote_python"]),
-        state=parse_location(str(raw["state"]), name) if raw["state"] else None,
-        admin_token=environ.get(prefix + "ADMIN_TOKEN") or None,
-    )
-
-
-@dataclass(frozen=True)
-class SshLocation:
-    """``ssh://[user@]host[:port]/path``, as parsed from a ``state`` setting."""
-
-    host: str
-    user: str | None
-    port: int
-    path: str
-
-
-def parse_location(raw: str, environment: str) -> SshLocation | Path:
-    """A ``state`` setting: an SSH location or an absolute directory; else one line."""
-    if raw.startswith("ssh://"):
-        parts = urlsplit(raw)
-        if not parts.hostname or not parts.path.startswith("/"):
-            raise DeployConfigError(
-                f"environment {environment}: state {raw!r} must look like "
-                "ssh://[user@]host[:port]/absolute/path"
-            )
-        try:
-            port = parts.port or 22
-        except ValueError:
-            raise DeployConfigError(
-                f"environment {environment}: the port in state {raw!r} is not a number"
-            ) from None
-        return SshLocation(parts.hostname, parts.username, port, parts.path)
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        raise DeployConfigError(
-            f"environment {environment}: state {raw!r} must be an absolute directory or an "
-            "ssh:// location, never a path inside the clone (CI throws clones away)"
-        )
-    return path
+    ``settings`` is Invoke's merged ``deploy`` table as plain dicts; the
+    ``INVOKE_DEPLOY_*`` variables of ``environ`` go over it, except where one of the
+    ``shadowed`` tables (the layers Invoke ranks above its environment) holds the
+    setting. ``root`` is the project when the settings name none (``deploy.project``).
+    Every problem is reported in one :class:`DeployConfigError` line.
+    """
+    names = overrides.environment_names(settings)
+    paths = list(_settable(DeployConfig, names))
+    read = overrides.read(settings, environ, paths, shadowed=shadowed)
+    problems = list(read.problems)
+    data = _with_given(_unset_nulls(read.settings), names, environ, problems)
+    data.setdefault("state_root", default_state_root(environ))
+    if root is not None:
+        data.setdefault("project", root)
+    try:
+        config = DeployConfig.model_validate(data)
+    except ValidationError as error:
+        known = [".".join(("deploy", *path)) for path in paths]
+        problems += filter(None, (_problem(e, read.sources, known) for e in error.errors()))
+    if problems:
+        raise DeployConfigError("; ".join(problems))
+    return config
 
 
 def default_state_root(environ: Mapping[str, str]) -> Path:
@@ -334,32 +339,100 @@ def default_state_root(environ: Mapping[str, str]) -> Path:
     return Path(home) / "ci-kit"
 
 
-def _build_directory(value: object) -> str:
-    """The directory to build, relative to the commit's root and inside it."""
-    directory = PurePosixPath(str(value or "."))
-    if directory.is_absolute() or ".." in directory.parts:
-        raise DeployConfigError(
-            f"build.directory {str(value)!r} must be a path inside the repository, relative "
-            "to its root (e.g. backend_sample), since it is read from the commit's git archive"
-        )
-    return str(directory)
+def _env_prefix(name: str) -> str:
+    return "CI_KIT_" + name.upper().replace("-", "_") + "_"
 
 
-def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults overlaid with the given values, tables merged key by key."""
-    merged: dict[str, Any] = dict(defaults)
-    for key, value in given.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(merged[key], value)
-        elif isinstance(value, Mapping):
-            merged[key] = _merge({}, value)
+def _settable(
+    model: type[BaseModel], environments: Iterable[str], above: tuple[str, ...] = ()
+) -> Iterator[tuple[str, ...]]:
+    """The path of every setting: each model's fields, an environment's under its name."""
+    for name, field in model.model_fields.items():
+        path = (*above, field.alias or name)
+        if field.exclude:
+            continue
+        if name == "environments":
+            for environment in environments:
+                yield from _settable(EnvironmentConfig, (), (*path, environment))
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _settable(field.annotation, environments, path)
         else:
-            merged[key] = value
-    return merged
+            yield path
 
 
-def _bool(value: object) -> bool:
-    # Invoke's environment variables arrive as strings.
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "0", "false", "no", "off")
-    return bool(value)
+def _unset_nulls(table: Mapping[str, Any]) -> dict[str, Any]:
+    """``table`` without its null or empty values: those settings keep their defaults."""
+    return {
+        key: _unset_nulls(value) if isinstance(value, Mapping) else value
+        for key, value in table.items()
+        if value is not None and value != ""
+    }
+
+
+def _with_given(
+    tree: dict[str, Any], names: list[str], environ: Mapping[str, str], problems: list[str]
+) -> dict[str, Any]:
+    """``tree`` with what no setting may hold put in: the secrets, environments' names.
+
+    A secret comes from its variable only: a setting that gives one is refused.
+    """
+    environments = tree.get("environments")
+    top = {"registry_password": "CI_KIT_REGISTRY_PASSWORD", "ssh_key_file": "CI_KIT_SSH_KEY_FILE"}
+    tables: list[tuple[str, object, dict[str, str], dict[str, str]]] = [("deploy", tree, {}, top)]
+    for name in names:
+        table = environments.setdefault(name, {}) if isinstance(environments, dict) else None
+        prefix = _env_prefix(name)
+        secrets = {
+            "admin_token": f"{prefix}ADMIN_TOKEN",
+            "database_password": f"{prefix}DATABASE_PASSWORD",
+        }
+        tables.append((f"deploy.environments.{name}", table, {"name": name}, secrets))
+    for where, table, fixed, secrets in tables:
+        if not isinstance(table, dict):
+            continue  # the model reports what it should be
+        for key in sorted(table.keys() & (fixed.keys() | secrets.keys())):
+            origin = f"read from {secrets[key]} only" if key in secrets else "the environment's key"
+            problems.append(f"{where}.{key} is not a setting: it is {origin}")
+        table.update(fixed)
+        table.update({key: environ[var] for key, var in secrets.items() if environ.get(var)})
+    return tree
+
+
+# What a value must be, by the first word of pydantic's error type (bool_parsing, ...).
+_MUST_BE = {
+    "bool": "true or false (or yes/no, on/off, 1/0)",
+    "int": "a whole number",
+    "float": "a number",
+    "finite": "a finite number, such as 60 or 12.5",
+    "string": "text",
+    "path": "a path",
+    "tuple": "a list",
+    "model": "a table of settings",
+    "dict": "a table of settings",
+    "literal": "one of {expected}",
+    "missing": "set",
+}
+
+
+def _problem(
+    error: ErrorDetails, sources: Mapping[tuple[str, ...], str], known: list[str]
+) -> str | None:
+    """One error as ``<variable or key> must be <what>, not <value>``."""
+    loc = tuple(str(part) for part in error["loc"])
+    where = next(
+        (sources[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in sources),
+        ".".join(("deploy", *loc)),
+    )
+    kind = error["type"]
+    if kind == "default_factory_not_called":
+        return None  # a default that needs a value that was itself refused
+    if kind == "extra_forbidden":
+        return f"{where} is not a deploy setting{overrides.did_you_mean(where, known)}"
+    if kind == "value_error":
+        return f"{where}: {error['ctx']['error']}"
+    must = _MUST_BE.get(kind.split("_")[0])
+    if must is None:
+        return f"{where}: {error['msg']}"
+    given = error["input"]
+    shown = f", not {given!r}" if isinstance(given, str | int | float) else ""
+    return f"{where} must be {must.format(**error.get('ctx', {}))}{shown}"

@@ -11,10 +11,10 @@ are created when missing and never dropped.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import stat
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,14 +22,14 @@ from sqlalchemy.engine import URL
 
 from ci.deploy.config import DeployConfig, EnvironmentConfig
 from ci.deploy.errors import DeployConfigError, DeployError
+from ci.deploy.mounts import RAM_FILESYSTEMS, filesystem_type
+from ci.deploy.shell import Log
 from ci_kit.config import load_config, read_pyproject_table
 from ci_kit.errors import CiKitError
 from ci_kit.project import find_rootdir
 
 if TYPE_CHECKING:
     from ci_kit.postgres import PgBinaries
-
-Log = Callable[[str], None]
 
 
 def resolve(config: DeployConfig, env: EnvironmentConfig, log: Log) -> URL:
@@ -40,16 +40,12 @@ def resolve(config: DeployConfig, env: EnvironmentConfig, log: Log) -> URL:
     """
     if env.database_url is not None:
         return env.database_url
-    from ci_kit.admin import Admin
+    from ci_kit import ensure_database
 
     url = start_cluster(config, log)
     try:
-        admin = Admin(url)
-        try:
-            if admin.ensure_database(env.database):
-                log(f"created database {env.database}")
-        finally:
-            admin.close()
+        if ensure_database(url, env.database):
+            log(f"created database {env.database}")
     except CiKitError as error:
         raise DeployError(f"the deploy's PostgreSQL at {cluster_dir(config)}: {error}") from None
     return url.set(database=env.database)
@@ -65,8 +61,8 @@ def start_cluster(config: DeployConfig, log: Log) -> URL:
 
     Refused on a filesystem in memory, where a reboot would take every database.
     """
+    from ci_kit.logs import forwarded_to
     from ci_kit.postgres import EmbeddedPostgres
-    from ci_kit.postgres.processes import RAM_FILESYSTEMS, filesystem_type
 
     data_dir = cluster_dir(config).absolute()
     kind = filesystem_type(data_dir)
@@ -80,9 +76,10 @@ def start_cluster(config: DeployConfig, log: Log) -> URL:
     except CiKitError as error:
         raise DeployConfigError(f"the deploy's PostgreSQL: {error}") from None
     _prepare_directories(config, log)
-    server = EmbeddedPostgres(binaries, data_dir=data_dir, durable=True, log=log)
+    server = EmbeddedPostgres(binaries, data_dir=data_dir, durable=True)
     try:
-        url = server.start()
+        with forwarded_to(log, level=logging.DEBUG):  # every command, as the deploy shows its own
+            url = server.start()
     except CiKitError as error:
         raise DeployError(
             f"the deploy's PostgreSQL at {data_dir} (below deploy.state_root) "

@@ -59,7 +59,7 @@ def plan(
         steps.append(
             Step(
                 "build",
-                f"wheel and sdist of {commit[:12]}'s {config.build_directory}/ "
+                f"wheel and sdist of {commit[:12]}'s {config.build.directory}/ "
                 "from git archive (python -m build)",
             )
         )

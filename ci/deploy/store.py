@@ -34,8 +34,8 @@ import filelock
 
 from ci.deploy.config import DeployConfig, EnvironmentConfig, SshLocation
 from ci.deploy.errors import DeployConfigError, DeployLocked
+from ci.deploy.shell import Log
 
-Log = Callable[[str], None]
 LOCK_NAME = "deploy.lock"
 
 

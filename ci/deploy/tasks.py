@@ -21,7 +21,7 @@ from invoke.tasks import Task
 
 from ci.deploy import health, manifest, overrides, registry, rollout, state
 from ci.deploy.build import build_release
-from ci.deploy.config import DEFAULTS, DeployConfig, load_deploy_config
+from ci.deploy.config import DeployConfig, load_deploy_config
 from ci.deploy.errors import DeployConfigError, DeployError, ReleaseNotBuilt
 from ci.deploy.plan import Release
 from ci.deploy.shell import Shell
@@ -49,15 +49,15 @@ def load(c: Context) -> tuple[DeployConfig, Shell]:
     invoke was started in. A runtime file (``invoke -f``) may point it elsewhere.
     """
     settings = _plain(c.config.get("deploy", {}))
-    # Invoke casts INVOKE_DEPLOY_* by the type already there ("false" -> True): redo it.
-    settings = overrides.apply(settings, os.environ, shadowed=overrides.above_environment(c.config))
-    project = settings.pop("project", None)
-    if not project:
+    if not settings.get("project"):
         raise DeployConfigError(
             "deploy.project is not set; build the tasks with "
             "namespace(Path(__file__).resolve().parent) in the project's tasks.py"
         )
-    config = load_deploy_config(settings, os.environ, Path(project))
+    # Invoke casts INVOKE_DEPLOY_* by the type already there ("false" -> True): the
+    # configuration reads them again, below the layers Invoke ranks above them.
+    shadowed = overrides.above_environment(c.config)
+    config = load_deploy_config(settings, os.environ, shadowed=shadowed)
     return config, Shell(c, config.masker(), say)
 
 
@@ -285,7 +285,9 @@ def namespace(project: Path) -> Collection:
         )
     )
     ns.add_collection(deploy)
-    ns.configure({"deploy": {**DEFAULTS, "project": str(project)}})
+    # Only the project: the defaults live in the configuration's model, where Invoke
+    # finds no boolean, number or list to cast an INVOKE_DEPLOY_* variable by.
+    ns.configure({"deploy": {"project": str(project)}})
     return ns
 
 

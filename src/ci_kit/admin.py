@@ -13,6 +13,7 @@ does not allow.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ from ci_kit.errors import (
 
 MarkKind = Literal["worker", "template", "fresh"]
 _MARK_PREFIX = "ci-kit "
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,20 @@ class Mark:
             )
         except (ValueError, KeyError, TypeError):
             return None
+
+
+def ensure_database(server_url: URL, name: str) -> bool:
+    """Create database ``name`` on the server unless it exists; True when it was created.
+
+    The public way to a database that belongs to a person or a deployed app rather
+    than to a test run (``python -m ci_kit server --database``, this repository's
+    deploy): it carries no mark, so no sweep and no ``clean`` will ever drop it.
+    """
+    admin = Admin(server_url)
+    try:
+        return admin.ensure_database(name)
+    finally:
+        admin.close()
 
 
 class Admin:
@@ -338,7 +355,6 @@ def ensure_template(
     base: str,
     run_id: str,
     build: Callable[[URL], None],
-    log: Callable[[str], None] | None = None,
 ) -> bool:
     """Make sure a complete template ``name`` exists; True when this run built it.
 
@@ -351,8 +367,7 @@ def ensure_template(
         return False
 
     def waiting() -> None:
-        if log is not None:
-            log(f"waiting for another run to finish building template {name}")
+        logger.info("waiting for another run to finish building template %s", name)
 
     with admin.locked(template_build_lock(name), waiting=waiting):
         if _is_sealed(admin, name):

@@ -31,9 +31,11 @@ if TYPE_CHECKING:
 _DESCRIPTION = """pytest: run pytest with ci-kit enabled (a database per xdist worker), even in a
 project without a [tool.ci-kit] table; every argument after 'pytest' goes to
 pytest, --ci-kit-* options included. Configuration comes from [tool.ci-kit] in
-the pyproject.toml of pytest's rootdir and the CI_KIT_* environment variables.
+the pyproject.toml of pytest's rootdir, the ci_kit_* ini options, and the
+CI_KIT_* environment variables.
 
-server: start or find the embedded PostgreSQL kept for this project.
+server: start or find the embedded PostgreSQL kept for this project (from
+[tool.ci-kit] and CI_KIT_* only: it is not a pytest run, ini options do not apply).
 
 clean: drop the kit's databases that no live run uses (templates, a crashed
 run's worker databases) from this project's server; never a database without
@@ -65,8 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _server(database: str | None, *, stop: bool, root: Path) -> int:
     """Start or find this project's kept embedded server; print a URL for it."""
-    from ci_kit.admin import Admin
+    from ci_kit.admin import ensure_database
     from ci_kit.dburl import render
+    from ci_kit.logs import forwarded_to
     from ci_kit.postgres import discard_persistent, reuse_data_dir, start_embedded
 
     data_dir = reuse_data_dir(root)
@@ -80,14 +83,11 @@ def _server(database: str | None, *, stop: bool, root: Path) -> int:
         return 0
     table = read_pyproject_table(root) or {}
     config = load_config(root, {**table, "reuse": True, "server": "embedded"}, os.environ, {})
-    url = start_embedded(config, log=lambda message: print(message, file=sys.stderr))
+    with forwarded_to(lambda message: print(message, file=sys.stderr)):
+        url = start_embedded(config)
     if database:
-        admin = Admin(url)
-        try:
-            if admin.ensure_database(database):
-                print(f"ci-kit: created database {database}", file=sys.stderr)
-        finally:
-            admin.close()
+        if ensure_database(url, database):
+            print(f"ci-kit: created database {database}", file=sys.stderr)
         url = url.set(database=database)
     print(render(url))
     return 0

@@ -3,8 +3,10 @@
 Every setting is declared a single time below, with its ``[tool.ci-kit]`` key, its
 environment variable and its help; its command-line flag is the key behind the
 kit's prefix (``--ci-kit-url``), so it cannot collide with a project's own
-``--db-url``. Precedence is pyproject < environment < command line, as in nox.
-Nothing else in the kit reads ``os.environ`` for configuration.
+``--db-url``, and its pytest ini option is the flag's name in pytest's spelling
+(``ci_kit_url``). Precedence is pyproject < ini option < environment < command
+line, as in nox: the more specific to this run wins. Nothing else in the kit
+reads ``os.environ`` for configuration.
 
 The pytest plugin imports this module in every pytest process, enabled or not, so
 it needs only the standard library: SQLAlchemy is imported when a URL is parsed.
@@ -12,6 +14,7 @@ it needs only the standard library: SQLAlchemy is imported when a URL is parsed.
 
 from __future__ import annotations
 
+import argparse
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -45,6 +48,7 @@ class Setting:
     env: str | None
     help: str
     is_flag: bool = False
+    is_list: bool = False  # a list in a file; comma-separated in the environment and flag
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
     form: tuple[str, str] | None = None  # (regular expression, what it means to a person)
@@ -57,18 +61,41 @@ class Setting:
     def dest(self) -> str:
         return "ci_kit_" + self.key.replace("-", "_")
 
+    @property
+    def ini(self) -> str:
+        """Its pytest ini option: the flag's name with underscores, pytest's own rule
+        (``--log-cli-level``, ``log_cli_level``) and pytest-postgresql's
+        (``--postgresql-host``, ``postgresql_host``)."""
+        return self.dest
+
     def option_kwargs(self) -> dict[str, Any]:
         """Keyword arguments declaring this setting's flag on pytest's parser.
 
         No ``choices``: :func:`load_config` checks every value, so a bad one is the
-        kit's one-line error rather than argparse's usage message.
+        kit's one-line error rather than argparse's usage message. A boolean also
+        gets its ``--no-`` form, so a run can switch off what a file switched on;
+        it defaults to None, not False, so that not giving it overrides nothing.
         """
-        where = f" [env {self.env}]" if self.env else ""
-        common = {"dest": self.dest, "help": f"{self.help} [tool.ci-kit] {self.key}{where}"}
+        common = {"dest": self.dest, "help": self._help_naming(f"ini {self.ini}"), "default": None}
         if self.is_flag:
-            return {**common, "action": "store_true"}
+            return {**common, "action": argparse.BooleanOptionalAction}
         metavar = self.metavar or ("{" + ",".join(self.choices) + "}" if self.choices else None)
-        return {**common, "metavar": metavar, "default": None}
+        return {**common, "metavar": metavar}
+
+    def ini_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments declaring this setting's ini option on pytest's parser.
+
+        A boolean is pytest's ``bool`` (``true`` in TOML, ``yes`` or ``1`` in an ini
+        file); anything else a string, checked by :func:`load_config` as every
+        source's value is. The default None means not given: the table decides.
+        """
+        kind = "bool" if self.is_flag else "string"
+        return {"help": self._help_naming(self.flag), "type": kind, "default": None}
+
+    def _help_naming(self, other: str) -> str:
+        """The help, with the setting's other names (where else it can be given)."""
+        env = f" [env {self.env}]" if self.env else ""
+        return f"{self.help} [tool.ci-kit] {self.key} [{other}]{env}"
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -147,6 +174,21 @@ SETTINGS: tuple[Setting, ...] = (
         "command line).",
         choices=ALEMBIC_LOGGING,
     ),
+    Setting(
+        "seed",
+        "CI_KIT_SEED",
+        "Function run once on the template after its schema, given a SQLAlchemy "
+        "Connection, to load reference data every worker's clone carries.",
+        metavar="MODULE:FUNCTION",
+    ),
+    Setting(
+        "seed-files",
+        "CI_KIT_SEED_FILES",
+        "Glob patterns, relative to the project root, of the files the seed reads: "
+        "a change to any builds a new template (comma-separated; a list in a file).",
+        metavar="PATTERNS",
+        is_list=True,
+    ),
 )
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -171,6 +213,8 @@ class KitConfig:
     pg_bin_dir: Path | None = None
     url_env: str | None = None
     alembic_logging: AlembicLogging = "quiet"
+    seed: str | None = None
+    seed_files: tuple[str, ...] = ()
     maintenance_db: str = "postgres"
     database_settings: Mapping[str, str] = field(default_factory=dict)
 
@@ -209,16 +253,21 @@ def read_pyproject_table(root: Path) -> Mapping[str, object] | None:
 
 
 def is_enabled(
-    table: Mapping[str, object] | None, environ: Mapping[str, str], cli: Mapping[str, object]
+    table: Mapping[str, object] | None,
+    environ: Mapping[str, str],
+    cli: Mapping[str, object],
+    *,
+    ini: Mapping[str, object] | None = None,
 ) -> bool:
     """Whether a run uses the kit: a ``[tool.ci-kit]`` table, or any setting given.
 
     Cheap on purpose (no URL parsing), since every pytest process asks. A boolean
-    given as false (``CI_KIT_REUSE=0``) is not a request to use the kit.
+    given as false (``CI_KIT_REUSE=0``, ``--no-ci-kit-reuse``) is not a request
+    to use the kit.
     """
     if table is not None:
         return True
-    return any(_given(_resolve(setting, {}, environ, cli)) for setting in SETTINGS)
+    return any(_given(_resolve(setting, {}, ini or {}, environ, cli)) for setting in SETTINGS)
 
 
 def _given(value: object | None) -> bool:
@@ -230,14 +279,18 @@ def load_config(
     table: Mapping[str, object] | None,
     environ: Mapping[str, str],
     cli: Mapping[str, object],
+    *,
+    ini: Mapping[str, object] | None = None,
 ) -> KitConfig:
-    """Merge pyproject, environment and command line into one validated config.
+    """Merge pyproject, ini options, environment and command line into one validated config.
 
     ``cli`` maps a setting's ``dest`` to the parsed option value (None when the
-    flag was not given). The kit is enabled when a ``[tool.ci-kit]`` table exists
-    or any setting is given in the environment or on the command line.
+    flag was not given), ``ini`` a setting's ``ini`` name to pytest's ``getini``
+    (None, ``""`` or ``[]`` when not given). The kit is enabled when a
+    ``[tool.ci-kit]`` table exists or any setting is given anywhere.
     """
-    enabled = is_enabled(table, environ, cli)
+    enabled = is_enabled(table, environ, cli, ini=ini)
+    ini = ini or {}
     table = table or {}
     unknown = sorted(set(table) - _KNOWN_KEYS)
     if unknown:
@@ -247,7 +300,7 @@ def load_config(
         )
     values: dict[str, object] = {}
     for setting in SETTINGS:
-        value = _resolve(setting, table, environ, cli)
+        value = _resolve(setting, table, ini, environ, cli)
         if value is not None:
             values[setting.key] = value
 
@@ -258,7 +311,8 @@ def load_config(
     server = cast(ServerMode, values.get("server", "auto"))
     if server == "external" and url is None:
         raise ConfigurationError(
-            "server mode 'external' needs a URL: pass --ci-kit-url or set CI_KIT_DATABASE_URL"
+            "server mode 'external' needs a URL: pass --ci-kit-url, set CI_KIT_DATABASE_URL, "
+            "the ini option ci_kit_url or [tool.ci-kit] url"
         )
     pg_bin_dir = values.get("pg-bin-dir")
     return KitConfig(
@@ -275,33 +329,58 @@ def load_config(
         pg_bin_dir=_resolve_path(root, str(pg_bin_dir)) if pg_bin_dir else None,
         url_env=cast(str | None, values.get("url-env")),
         alembic_logging=cast(AlembicLogging, values.get("alembic-logging", "quiet")),
+        seed=cast(str | None, values.get("seed")),
+        seed_files=_split_list(cast(str, values.get("seed-files", ""))),
         maintenance_db=_string(table, "maintenance-db", "postgres"),
         database_settings=_string_table(table, "database-settings"),
     )
 
 
+_NOT_GIVEN: tuple[object, ...] = (None, "", [])
+"""What pytest's ``getini`` answers for an ini option nobody set, across pytest 8 and 9."""
+
+
 def _resolve(
     setting: Setting,
     table: Mapping[str, object],
+    ini: Mapping[str, object],
     environ: Mapping[str, str],
     cli: Mapping[str, object],
 ) -> object | None:
+    """The setting's value from the most specific source that gives it, None if none does."""
     parse = _parse_bool if setting.is_flag else _parse_text(setting)
     cli_value = cli.get(setting.dest)
-    if isinstance(cli_value, str):
-        return parse(cli_value, setting.flag)
-    if cli_value not in (None, False):
-        return cli_value
-    if setting.env and setting.env in environ and environ[setting.env] != "":
+    if cli_value is not None:  # False too: --no-ci-kit-reuse beats every file's true
+        return parse(cli_value, setting.flag) if isinstance(cli_value, str) else cli_value
+    if setting.env and environ.get(setting.env, "") != "":
         return parse(environ[setting.env], f"environment variable {setting.env}")
+    if ini.get(setting.ini) not in _NOT_GIVEN:
+        return _from_file(setting, ini[setting.ini], f"ini option {setting.ini}", parse)
     if setting.key in table:
-        raw = table[setting.key]
-        if setting.is_flag and isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str):
-            return parse(raw, f"[tool.ci-kit] {setting.key}")
-        raise ConfigurationError(f"[tool.ci-kit] {setting.key} must be a string, not {raw!r}")
+        return _from_file(setting, table[setting.key], f"[tool.ci-kit] {setting.key}", parse)
     return None
+
+
+def _from_file(
+    setting: Setting, raw: object, where: str, parse: Callable[[str, str], object]
+) -> object:
+    """A value written in a file: a string, a real boolean for a boolean setting, a list
+    for a list setting (taken as the environment and the flag give it: commas)."""
+    if setting.is_flag and isinstance(raw, bool):
+        return raw
+    if setting.is_list and isinstance(raw, list):
+        if not all(isinstance(item, str) and "," not in item for item in raw):
+            raise ConfigurationError(
+                f"{where} must be a list of strings without commas, not {raw!r}"
+            )
+        raw = ",".join(raw)
+    if isinstance(raw, str):
+        return parse(raw, where)
+    raise ConfigurationError(f"{where} must be a string, not {raw!r}")
+
+
+def _split_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
 def _parse_bool(raw: str, where: str) -> bool:

@@ -55,6 +55,14 @@ class SchemaNotInTemplate(CiKitError):
     """The build finished but the template lacks the schema: it was built elsewhere."""
 
 
+class SeedSourceError(CiKitError):
+    """The configured seed does not import or is not a function, or a seed file is missing."""
+
+
+class SeedFailed(MigrationFailed):
+    """The seed function raised while loading the template's reference data."""
+
+
 class PostgresNotFound(CiKitError):
     """No PostgreSQL server binaries were found for the embedded server."""
 

@@ -9,11 +9,10 @@ always runs: whatever a killed worker leaves, the controller's
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
-from collections.abc import Callable
 from contextlib import ExitStack
-from pathlib import Path
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
@@ -31,10 +30,17 @@ from ci_kit.dburl import (
 )
 from ci_kit.plan import RunPlan, RunReport
 from ci_kit.postgres import EmbeddedPostgres, start_server
-from ci_kit.schema import SchemaSource, build_schema, fingerprint, parse_schema_source
+from ci_kit.schema import (
+    SchemaSource,
+    Seed,
+    build_schema,
+    fingerprint,
+    parse_schema_source,
+    parse_seed,
+)
 from ci_kit.workers import environment_variable
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
 class PreparedRun:
@@ -66,27 +72,28 @@ class PreparedRun:
                 self._embedded.stop()
 
 
-def prepare_run(
-    config: KitConfig, *, log: Log, echo: Log | None = None, workers: int = 0
-) -> PreparedRun:
+def prepare_run(config: KitConfig, *, workers: int = 0) -> PreparedRun:
     """Find or start the server, claim names, sweep leftovers, build or reuse the template.
 
-    ``log`` receives progress a person wants to see; ``echo`` every command the
-    kit runs (the embedded server's ``initdb`` and ``pg_ctl``), for verbose output.
+    Progress a person wants to see is logged at INFO, every command the kit runs
+    (the embedded server's ``initdb`` and ``pg_ctl``) at DEBUG (:mod:`ci_kit.logs`).
     With ``workers`` (an xdist controller), whatever would stop a worker from
     getting its database is found here, once, before any worker starts.
     """
     check_test_name(config.base_name, allow_any_name=config.allow_any_name)
-    source = parse_schema_source(config.schema, config.root)
+    source = parse_schema_source(
+        config.schema, config.root, quiet_alembic=config.alembic_logging == "quiet"
+    )
+    seed = parse_seed(config.seed, config.seed_files, config.root)
     started = time.perf_counter()
-    embedded, server_url, server_text = start_server(config, log=log, echo=echo or log)
+    embedded, server_url, server_text = start_server(config)
     server_seconds = time.perf_counter() - started
     with ExitStack() as undo:  # whatever fails or interrupts, unwound in reverse
         if embedded is not None:
             undo.callback(embedded.stop)
         admin = Admin(server_url)
         undo.callback(admin.close)
-        run = _prepare(config, source, admin, embedded, server_text, server_seconds, log=log)
+        run = _prepare(config, source, seed, admin, embedded, server_text, server_seconds)
         _rehearse(admin, run.plan, workers)
         undo.pop_all()  # the run owns them now: PreparedRun.close
     return run
@@ -95,22 +102,23 @@ def prepare_run(
 def _prepare(
     config: KitConfig,
     source: SchemaSource,
+    seed: Seed | None,
     admin: Admin,
     embedded: EmbeddedPostgres | None,
     server_text: str,
     server_seconds: float,
-    *,
-    log: Log,
 ) -> PreparedRun:
     run_id = uuid.uuid4().hex[:12]
     admin.lock(run_lock(run_id))
     base = config.base_name
     if not admin.try_lock(base_lock(base)):
         base = run_base_name(base, run_id)
-        log(f"another run is using {config.base_name!r} on this server; this run uses {base!r}")
+        logger.info(
+            "another run is using %r on this server; this run uses %r", config.base_name, base
+        )
     major, version = admin.server_version()
     template = template_database_name(
-        config.base_name, fingerprint(source, server_major=major, root=config.root)
+        config.base_name, fingerprint(source, server_major=major, seed=seed)
     )
     swept = janitor.sweep(admin, run_id=run_id, base=config.base_name, keep_template=template)
     started = time.perf_counter()
@@ -119,15 +127,7 @@ def _prepare(
         template,
         base=config.base_name,
         run_id=run_id,
-        build=lambda url: _build_template(
-            url,
-            source,
-            config.root,
-            config.url_env,
-            quiet_alembic=config.alembic_logging == "quiet",
-            log=log,
-        ),
-        log=log,
+        build=lambda url: _build_template(url, source, seed, config.url_env),
     )
     plan = RunPlan.for_server(
         admin.server_url,
@@ -148,6 +148,7 @@ def _prepare(
         template_seconds=time.perf_counter() - started,
         swept=tuple(swept),
         server_seconds=server_seconds,
+        seed=seed.target if seed is not None else None,
     )
     return PreparedRun(plan, report, admin, embedded)
 
@@ -170,16 +171,9 @@ def _rehearse(admin: Admin, plan: RunPlan, workers: int) -> None:
     admin.drop(trial, allowed=lambda existing: existing.run == plan.run_id)
 
 
-def _build_template(
-    url: URL,
-    source: SchemaSource,
-    root: Path,
-    url_env: str | None,
-    *,
-    quiet_alembic: bool,
-    log: Log,
-) -> None:
-    log(f"building template {url.database} from {source.describe()}")
+def _build_template(url: URL, source: SchemaSource, seed: Seed | None, url_env: str | None) -> None:
+    seeded = f", seeded by {seed.target}" if seed is not None else ""
+    logger.info("building template %s from %s%s", url.database, source.describe(), seeded)
     # NullPool: no pooled connection may outlive the build, or cloning would wait
     # for it and then fail ("source database is being accessed by other users").
     engine = create_engine(url, poolclass=NullPool)
@@ -187,6 +181,6 @@ def _build_template(
         # Code run by the build that reads the application's URL (an env.py that
         # imports the app's settings) sees the template, never the developer's database.
         with environment_variable(url_env, render(url)), engine.connect() as connection:
-            build_schema(source, connection, root=root, quiet_alembic=quiet_alembic)
+            build_schema(source, connection, seed=seed)
     finally:
         engine.dispose()

@@ -80,21 +80,25 @@ class RunReport:
     swept: tuple[str, ...]
     server_seconds: float = 0.0
     """Finding or starting the server: an embedded one's ``initdb`` and start."""
+    seed: str | None = None
+    """The seed function the template's rows come from, when the project has one."""
 
     def summary(self) -> str:
         """One line for the end of a run."""
         action = "built" if self.template_built else "reused"
+        seeded = " (seeded)" if self.seed else ""
         return (
             f"PostgreSQL {self.version} ({self.server.split(',')[0]}); "
-            f"template {action} in {self.template_seconds:.2f} s"
+            f"template {action}{seeded} in {self.template_seconds:.2f} s"
         )
 
     def lines(self) -> list[str]:
         action = "built" if self.template_built else "reused"
+        seeded = f", seeded by {self.seed}" if self.seed else ""
         lines = [
             f"PostgreSQL {self.version} ({self.server})",
             f"template {self.template} {action} in {self.template_seconds:.2f} s "
-            f"from {self.schema}; test databases {self.base_name}[_gwN]",
+            f"from {self.schema}{seeded}; test databases {self.base_name}[_gwN]",
         ]
         if self.swept:
             lines.append(f"dropped {len(self.swept)} leftover database(s): {', '.join(self.swept)}")

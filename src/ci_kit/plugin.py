@@ -1,32 +1,32 @@
-"""The pytest plugin: options, who prepares the run, the hand-off to xdist workers.
+"""The pytest plugin: options, who prepares the run, how many workers it serves.
 
 Registered through the ``pytest11`` entry point, so every pytest process in an
 environment that has the kit installed imports it, whether its project uses the
 kit or not. At import it therefore loads nothing but the standard library, pytest
-and the kit's light modules (``config``, ``fixtures``, ``errors``); SQLAlchemy,
-psycopg and the server code are imported only by a run that enables the kit.
+and the kit's light modules (``config``, ``fixtures``, ``handoff``, ``errors``);
+SQLAlchemy, psycopg and the server code are imported only by a run that enables
+the kit.
 
 It holds no SQL: it decides who prepares the run (the xdist controller, or a
-serial pytest process), hands the plan to the workers, and turns the kit's errors
-into one-line usage errors.
+serial pytest process) and for how many workers, leaves the plan for the workers
+(``handoff``), and turns the kit's errors into one-line usage errors.
 
 All of that happens in ``pytest_load_initial_conftests``, before pytest imports
 any ``conftest.py``: a conftest that imports the application builds its engine
 from ``DATABASE_URL`` (``url-env``) at that moment, and must see the test
-database, never the developer's. For the same reason the plan reaches xdist
-workers through their environment, which they inherit from the controller,
-rather than through ``workerinput``, which a worker receives only after its
-conftests are loaded.
+database, never the developer's. pytest has not parsed the command line into
+``config.option`` yet then, so the plugin parses it itself, once per process.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import json
+import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ci_kit.config import SETTINGS, KitConfig, is_enabled, load_config, read_pyproject_table
-from ci_kit.errors import CiKitError
+from ci_kit.errors import CiKitError, ConfigurationError
 from ci_kit.fixtures import (
     DATABASES_KEY,
     ISOLATION_MARKER,
@@ -43,6 +43,7 @@ from ci_kit.fixtures import (
     db_session,
     db_url,
 )
+from ci_kit.handoff import hand_to_workers, plan_from_controller, set_for_the_run
 from ci_kit.phases import (
     WORKER_OUTPUT_KEY,
     import_libraries,
@@ -59,39 +60,47 @@ if TYPE_CHECKING:
 
 __all__ = ["db_connection", "db_engine", "db_session", "db_url", "phase_seconds"]
 
-_PLAN_ENV = "CI_KIT_RUN_PLAN"
 _CONFIG_KEY = pytest.StashKey[KitConfig]()
 _REPORT_KEY: pytest.StashKey[RunReport] = pytest.StashKey()
 _STARTED_KEY = pytest.StashKey[float]()
 _NOTES_KEY = pytest.StashKey[list[str]]()
+_OPTIONS_KEY = pytest.StashKey[argparse.Namespace]()
+_WORKERS_KEY = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ci-kit", "ci-kit: a PostgreSQL database per xdist worker")
     for setting in SETTINGS:
         group.addoption(setting.flag, **setting.option_kwargs())
+        parser.addini(setting.ini, **setting.ini_kwargs())
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
     config = early_config
     config.stash[_STARTED_KEY] = time.perf_counter()
     try:
-        handed_over = _plan_from_controller(config, os.environ)
+        handed_over = plan_from_controller(config, os.environ)
         if handed_over is not None:
             _open_worker_databases(config, *handed_over)
             return
+        # pytest's own parse of this moment is an undocumented attribute; this one
+        # costs a tenth of a millisecond, once per process.
+        config.stash[_OPTIONS_KEY] = parser.parse_known_args(args)
         if _only_informs(config):
             return
         table = read_pyproject_table(config.rootpath)
-        if not _wanted(config, table):
+        ini, cli = _ini_values(config), _cli_values(config)
+        if not _requested(config) and not is_enabled(table, os.environ, cli, ini=ini):
             return
-        kit = load_config(config.rootpath, table or {}, os.environ, _cli_values(config))
+        kit = load_config(config.rootpath, table or {}, os.environ, cli, ini=ini)
         config.stash[_CONFIG_KEY] = kit
-        workers = _planned_workers(config)
+        workers = config.stash[_WORKERS_KEY] = _planned_workers(config)
         plan = _prepare_run(config, kit, workers=workers)
         if workers:
-            _hand_to_workers(config, plan)
+            _serve_workers(config, plan)
         else:
             _open_databases(config, plan, None)
     except CiKitError as error:
@@ -148,6 +157,31 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{ISOLATION_MARKER}(mode): per-test database isolation: 'rollback' (default), "
         "'truncate' (real commits, tables emptied after) or 'fresh' (a clone of its own)",
     )
+    _check_xdist_agrees(config)
+
+
+def _check_xdist_agrees(config: pytest.Config) -> None:
+    """Stop the run when xdist's final say on workers contradicts the kit's early count.
+
+    The kit counted before any conftest was loaded; a ``pytest_xdist_auto_num_workers``
+    in a ``conftest.py`` answers xdist only later. Serving workers that never come,
+    or none to those that do, would fail every test with a riddle; this is one line.
+    """
+    planned = config.stash.get(_WORKERS_KEY, None)
+    started = _xdist_workers(config)
+    if planned is not None and bool(planned) != bool(started):
+        raise pytest.UsageError(
+            f"ci-kit: the kit prepared this run for {planned or 'no'} xdist workers before "
+            f"any conftest.py was loaded, and xdist starts {started or 'none'}: a "
+            "pytest_xdist_auto_num_workers in a conftest.py comes too late for the kit; "
+            "set PYTEST_XDIST_AUTO_NUM_WORKERS, or give -n a number"
+        )
+
+
+def _xdist_workers(config: pytest.Config) -> int:
+    """The workers xdist starts, from its options as its ``pytest_cmdline_main`` left them."""
+    distributed = config.getoption("dist", "no") != "no"
+    return _tx_workers(config.getoption("tx", None) or []) if distributed else 0
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -168,8 +202,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     }
     tests = sum(outcomes.values())
     detail = ", ".join(f"{count} {key}" for key, count in outcomes.items() if count)
-    distributed = config.getoption("dist", "no") != "no"  # xdist's options, resolved by now
-    workers = _tx_workers(config.getoption("tx", None) or []) if distributed else 0
+    workers = _xdist_workers(config)
     where = f"{workers} workers" if workers else "1 process"
     seconds = time.perf_counter() - config.stash.get(_STARTED_KEY, time.perf_counter())
     start_up = start_up_summary(config)
@@ -179,72 +212,50 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     )
 
 
-def _hand_to_workers(config: pytest.Config, plan: RunPlan) -> None:
-    """Put the plan where the workers xdist is about to start will find it.
-
-    It carries the server's password, so it lives in the environment (never argv),
-    only for this run, and each worker takes it out of its own environment at once.
-    The controller's pid travels along: a pytest started by a test inside a worker
-    inherits the variable, but not as a child of the controller, so it ignores it.
-    """
-    wire = {"controller": os.getpid(), "plan": plan.to_wire()}
-    _set_for_the_run(config, _PLAN_ENV, json.dumps(wire))
+def _serve_workers(config: pytest.Config, plan: RunPlan) -> None:
+    """Leave the plan for the workers xdist is about to start; the controller gets no database."""
+    hand_to_workers(config, plan)
     if plan.url_env:
         # The controller imports conftests too, but has no database: a name that
         # exists nowhere makes an accidental connection fail instead of landing elsewhere.
         _point_url_env(config, plan, plan.base_name + "_controller")
 
 
-def _set_for_the_run(config: pytest.Config, name: str, value: str) -> None:
-    """``os.environ[name] = value`` until the run ends, then what it was."""
-    from ci_kit.workers import environment_variable
-
-    restore = contextlib.ExitStack()
-    restore.enter_context(environment_variable(name, value))
-    config.add_cleanup(restore.close)
-
-
-def _plan_from_controller(
-    config: pytest.Config, environ: Mapping[str, str]
-) -> tuple[RunPlan, str] | None:
-    """This worker's plan and id, when this process is an xdist worker of a kit run."""
-    raw = environ.get(_PLAN_ENV)
-    worker_id = environ.get("PYTEST_XDIST_WORKER")
-    if not raw or not worker_id:
-        return None
-    wire = json.loads(raw)
-    if wire["controller"] != os.getppid():
-        return None
-    del os.environ[_PLAN_ENV]  # the password goes no further than this worker
-    import_libraries(config.stash)
-    with phase(config.stash, "import"):
-        from ci_kit.plan import RunPlan
-
-    return RunPlan.from_wire(wire["plan"]), worker_id
-
-
 def _cli_values(config: pytest.Config) -> dict[str, object]:
     return {setting.dest: _option(config, setting.dest) for setting in SETTINGS}
 
 
-def _wanted(config: pytest.Config, table: Mapping[str, object] | None) -> bool:
-    """Does this run use the kit? Cheap: asked by every pytest process."""
-    if config.pluginmanager.has_plugin(REQUESTED_PLUGIN):
-        return True
-    return is_enabled(table, os.environ, _cli_values(config))
+def _ini_values(config: pytest.Config) -> dict[str, object]:
+    """The settings as ini options: ``pytest.ini``, ``tox.ini``, ``setup.cfg``, ``-o``...
+
+    pytest has read its files and ``-o`` by now; a value of the wrong type is
+    pytest's error, given the option's name it lacks (``invalid truth value 'maybe'``).
+    """
+    values: dict[str, object] = {}
+    for setting in SETTINGS:
+        try:
+            values[setting.ini] = config.getini(setting.ini)
+        except pytest.UsageError as error:
+            raise ConfigurationError(f"ini option {setting.ini}: {error}") from None
+    return values
+
+
+def _requested(config: pytest.Config) -> bool:
+    """Was the kit switched on for this run whatever the configuration (``python -m ci_kit``)?"""
+    return config.pluginmanager.has_plugin(REQUESTED_PLUGIN)
 
 
 def _prepare_run(config: pytest.Config, kit: KitConfig, *, workers: int) -> RunPlan:
     import_libraries(config.stash)
     with phase(config.stash, "import"):
         from ci_kit.lifecycle import prepare_run
+        from ci_kit.logs import forwarded_to
 
     log = _early_log(config)
+    # The kit's progress (INFO), and with -v every command it runs (DEBUG), as lines
+    # on the terminal: pytest's logging plugin does not exist yet.
     verbose = (_option(config, "verbose", 0) or 0) > 0
-
-    def echo(command: str) -> None:
-        if verbose:
-            log(command)
+    level = logging.DEBUG if verbose else logging.INFO
 
     # What the preparation prints (an env.py's own logging, with alembic-logging =
     # "env") is the run's output, not start-up noise for pytest's capture to drop.
@@ -252,14 +263,16 @@ def _prepare_run(config: pytest.Config, kit: KitConfig, *, workers: int) -> RunP
         phase(config.stash, "prepare"),
         _capture_suspended(config),
         _project_modules_forgotten(config.rootpath),
+        forwarded_to(log, level=level),
     ):
-        run = prepare_run(kit, log=log, echo=echo, workers=workers)
+        run = prepare_run(kit, workers=workers)
     config.stash[_REPORT_KEY] = run.report
     record_phase(config.stash, "server", run.report.server_seconds)
     record_phase(config.stash, "template", run.report.template_seconds)
 
     def close() -> None:
-        dropped = run.close()
+        with forwarded_to(log, level=level):
+            dropped = run.close()
         if dropped:
             log(f"dropped {len(dropped)} test database(s)")
 
@@ -366,7 +379,7 @@ def _point_url_env(config: pytest.Config, plan: RunPlan, database: str) -> None:
     assert name is not None
     previous = os.environ.get(name)
     url = render(with_database(plan.server_url, database))
-    _set_for_the_run(config, name, url)
+    set_for_the_run(config, name, url)
     if previous is not None and previous != url:
         config.stash[_NOTES_KEY] = [
             f"{name} was {_masked(previous)} before this run: every test process "
@@ -387,8 +400,8 @@ def _masked(raw: str) -> str:
 
 
 def _option(config: pytest.Config, dest: str, default: Any = None) -> Any:
-    """An option's value while conftests are not yet loaded: pytest's early parse."""
-    return getattr(config.known_args_namespace, dest, default)
+    """An option's value while conftests are not yet loaded: the kit's early parse."""
+    return getattr(config.stash[_OPTIONS_KEY], dest, default)
 
 
 def _only_informs(config: pytest.Config) -> bool:
@@ -401,9 +414,10 @@ def _planned_workers(config: pytest.Config) -> int:
     """How many workers xdist will start, as it will count them; 0 when it starts none.
 
     Asked before xdist's own ``pytest_cmdline_main`` turns ``-n`` into ``--tx``, so its
-    rules are applied here to the options parsed so far: ``-n`` capped by
-    ``--maxprocesses``, none with ``--pdb`` under ``-n auto``, and ``--tx`` specs
-    (``2*popen`` is two) only with a ``--dist`` mode: alone they distribute nothing.
+    rules are applied here to the options parsed so far: ``-n auto`` counted by
+    xdist's hook, none with ``--pdb`` under ``-n auto``, ``-n`` capped by
+    ``--maxprocesses``, and ``--tx`` specs (``2*popen`` is two) only with a
+    ``--dist`` mode: alone they distribute nothing.
     """
     if not config.pluginmanager.hasplugin("xdist"):
         return 0
@@ -411,16 +425,32 @@ def _planned_workers(config: pytest.Config) -> int:
     if wanted in ("auto", "logical"):
         if _option(config, "usepdb", False):
             return 0
-        # xdist's own count (its hook reads options not parsed yet): the override,
-        # else the CPUs this process may run on. Only names are checked with it.
-        override = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")
-        wanted = int(override) if override.isdigit() else len(os.sched_getaffinity(0))
+        wanted = _auto_workers(config)
     if wanted is not None:
         most = _option(config, "maxprocesses")
         return min(wanted, most) if most else int(wanted)
     if not _option(config, "distload", False) and _option(config, "dist", "no") == "no":
         return 0
     return _tx_workers(_option(config, "tx") or [])
+
+
+def _auto_workers(config: pytest.Config) -> int:
+    """``-n auto``'s count, from xdist's hook ``pytest_xdist_auto_num_workers``.
+
+    xdist asks it in ``pytest_cmdline_main``, with ``config.option`` parsed; here
+    that parse is still to come, so the hook sees the kit's early parse there
+    meanwhile (xdist's own answer reads ``numprocesses``: ``logical`` counts
+    logical CPUs). Answers from ``conftest.py`` files, not loaded yet, are missed:
+    :func:`_check_xdist_agrees` stops a run they would change.
+    """
+    options = vars(config.option)
+    defaults = dict(options)
+    options.update(vars(config.stash[_OPTIONS_KEY]))
+    try:
+        return int(config.hook.pytest_xdist_auto_num_workers(config=config))
+    finally:
+        options.clear()
+        options.update(defaults)
 
 
 def _tx_workers(specs: Sequence[str]) -> int:

@@ -1,4 +1,4 @@
-"""``-p ci_kit.requested``: the kit is on for this run, ``[tool.ci-kit]`` table or not.
+"""``-p ci_kit.requested``: the kit is on for this run, whether any setting is given or not.
 
 ``python -m ci_kit pytest`` starts pytest with it; so may anyone. It holds no
 hooks: the plugin only asks whether it was loaded.

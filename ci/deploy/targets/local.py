@@ -11,7 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from ci.deploy.plan import Release, Step, format_command
 from ci.deploy.shell import tail

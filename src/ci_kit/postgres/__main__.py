@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ci_kit.logs import forwarded_to
 from ci_kit.postgres.processes import stop_persistent
 
 
@@ -19,7 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = commands.add_parser("stop", help="stop the server running from a reuse-mode DATA_DIR")
     stop.add_argument("data_dir", metavar="DATA_DIR", type=Path)
     args = parser.parse_args(argv)
-    if stop_persistent(args.data_dir, log=print):
+    with forwarded_to(print, level=logging.DEBUG):  # the signals it sends, as it sends them
+        stopped = stop_persistent(args.data_dir)
+    if stopped:
         print(f"stopped the PostgreSQL server running from {args.data_dir}")
     else:
         print(f"no PostgreSQL server is running from {args.data_dir}")

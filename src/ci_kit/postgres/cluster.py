@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import logging
 import os
 import pwd
 import re
@@ -36,15 +37,15 @@ from ci_kit.postgres.binaries import PgBinaries, run, server_user, usable_bin_di
 from ci_kit.postgres.processes import (
     PREFIX,
     SETTINGS_FILE,
-    Log,
     cluster_root,
     halt,
     postmaster,
-    quiet,
     sweep_orphans,
     temp_root,
     write_owner,
 )
+
+logger = logging.getLogger(__name__)
 
 _SOCKET_PORT = 5432  # the socket directory is private, so the default port never clashes
 _PORT_ATTEMPTS = 5
@@ -69,8 +70,8 @@ class EmbeddedPostgres:
     :meth:`stop` so that templates survive to the next run; :func:`stop_persistent`
     stops it.
 
-    ``log`` receives every command run; ``notice`` (default: ``log``) the lines a
-    person should see, such as a small ``/dev/shm`` sending the cluster elsewhere.
+    Every command it runs is logged at DEBUG, what a person should see (a small
+    ``/dev/shm`` sending the cluster elsewhere) at INFO: see :mod:`ci_kit.logs`.
 
     ``durable`` (persistent clusters only) keeps PostgreSQL's defaults for ``fsync``,
     ``synchronous_commit`` and ``full_page_writes`` (all on), applies none of the test
@@ -86,8 +87,6 @@ class EmbeddedPostgres:
         data_dir: Path | None = None,
         listen: Literal["socket", "tcp"] = "socket",
         settings: Mapping[str, str] | None = None,
-        log: Log | None = None,
-        notice: Log | None = None,
         durable: bool = False,
     ) -> None:
         if durable and data_dir is None:
@@ -102,8 +101,6 @@ class EmbeddedPostgres:
         self.directory: Path | None = None
         """The temporary directory (ephemeral) or the data directory (persistent)."""
         self.url: URL | None = None
-        self._log = log or quiet
-        self._notice = notice or self._log
         self._user: pwd.struct_passwd | None = None
 
     def __enter__(self) -> Self:
@@ -127,10 +124,10 @@ class EmbeddedPostgres:
             interrupts.hold(self)
             atexit.register(self.stop)
         try:
-            sweep_orphans(log=self._log)
+            sweep_orphans()
             self._user = server_user()
             try:
-                self.bin_dir = usable_bin_dir(self.binaries, self._user, self._log)
+                self.bin_dir = usable_bin_dir(self.binaries, self._user)
             except (OSError, subprocess.SubprocessError) as exc:
                 raise self._failed("preparing the binaries", str(exc)) from exc
             if self.persistent_dir is None:
@@ -154,14 +151,15 @@ class EmbeddedPostgres:
                 finally:
                     interrupts.release(self)
         elif url is not None:
-            self._log(
-                f"leaving PostgreSQL running from {self.persistent_dir} for the next run; "
-                "stop it with: python -m ci_kit.postgres stop "
-                + shlex.quote(str(self.persistent_dir))
+            logger.debug(
+                "leaving PostgreSQL running from %s for the next run; "
+                "stop it with: python -m ci_kit.postgres stop %s",
+                self.persistent_dir,
+                shlex.quote(str(self.persistent_dir)),
             )
 
     def _start_ephemeral(self) -> URL:
-        root = cluster_root(log=self._notice)
+        root = cluster_root()
         with interrupts.deferred():  # never a directory that stop() would not know of
             base = self.directory = Path(tempfile.mkdtemp(prefix=PREFIX, dir=root))
         write_owner(base)
@@ -173,7 +171,7 @@ class EmbeddedPostgres:
         self.directory = data_dir
         url = running_url(data_dir)
         if url is not None:
-            self._log(f"reusing the PostgreSQL server already running from {data_dir}")
+            logger.debug("reusing the PostgreSQL server already running from %s", data_dir)
             return url
         self._check_reachable(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -239,8 +237,8 @@ class EmbeddedPostgres:
         data = base / "data"
         if postmaster(data) is not None:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
-                run([*self._ctl(data), "stop", "-m", "fast", "-w"], self._user, self._log)
-            halt(data, self._log, signal.SIGQUIT)  # only if pg_ctl did not stop it
+                run([*self._ctl(data), "stop", "-m", "fast", "-w"], self._user)
+            halt(data, signal.SIGQUIT)  # only if pg_ctl did not stop it
         shutil.rmtree(base, ignore_errors=True)
 
     def _check_reachable(self, data_dir: Path) -> None:
@@ -275,7 +273,7 @@ class EmbeddedPostgres:
 
     def _exec(self, step: str, argv: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
         try:
-            return run(argv, self._user, self._log)
+            return run(argv, self._user)
         except (OSError, subprocess.SubprocessError) as exc:
             raise self._failed(step, str(exc)) from exc
 

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
-import re
 import shutil
 import signal
 import stat
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 PREFIX = "ci-kit-pg-"
 """Temporary clusters are ``<root>/ci-kit-pg-*``, in ``/dev/shm`` or the temp dir;
@@ -39,20 +38,16 @@ test suite's own writes.
 """
 
 
-def quiet(_: str) -> None:
-    pass
-
-
-def stop_persistent(data_dir: Path, *, log: Log | None = None) -> bool:
+def stop_persistent(data_dir: Path) -> bool:
     """Stop the server a persistent ``data_dir`` left running; False when none was.
 
     Signals the postmaster directly (SIGINT is pg_ctl's fast shutdown), so no binaries,
     and no matching major version, are needed.
     """
-    return halt(Path(data_dir).absolute(), log or quiet, signal.SIGINT)
+    return halt(Path(data_dir).absolute(), signal.SIGINT)
 
 
-def discard_persistent(data_dir: Path, *, log: Log | None = None) -> int | None:
+def discard_persistent(data_dir: Path) -> int | None:
     """Stop a kept cluster and delete its directory; the MB it freed, None if none was there.
 
     A kept cluster lives in RAM, where a stopped one still takes its size until
@@ -60,7 +55,7 @@ def discard_persistent(data_dir: Path, *, log: Log | None = None) -> int | None:
     file is deleted: the path is the kit's, but ``/dev/shm`` is anyone's.
     """
     data_dir = Path(data_dir).absolute()
-    stop_persistent(data_dir, log=log)
+    stop_persistent(data_dir)
     try:
         directory, conf = data_dir.lstat(), (data_dir / SETTINGS_FILE).lstat()
     except OSError:
@@ -72,12 +67,11 @@ def discard_persistent(data_dir: Path, *, log: Log | None = None) -> int | None:
     return size // 2**20
 
 
-def sweep_orphans(*, log: Log | None = None) -> list[Path]:
+def sweep_orphans() -> list[Path]:
     """Stop and delete the temporary clusters whose owning process is gone.
 
     A directory without our ``owner.json``, or whose owner is alive, is never touched.
     """
-    say = log or quiet
     swept: list[Path] = []
     for base in cluster_directories():
         if not _provably_ours(base):
@@ -89,8 +83,10 @@ def sweep_orphans(*, log: Log | None = None) -> list[Path]:
             continue
         if _owner_alive(pid, started):
             continue
-        say(f"removing orphaned PostgreSQL cluster {base} (its owner, pid {pid}, is gone)")
-        halt(base / "data", say, signal.SIGQUIT)
+        logger.debug(
+            "removing orphaned PostgreSQL cluster %s (its owner, pid %s, is gone)", base, pid
+        )
+        halt(base / "data", signal.SIGQUIT)
         shutil.rmtree(base, ignore_errors=True)
         swept.append(base)
     return swept
@@ -123,14 +119,14 @@ def _provably_ours(base: Path) -> bool:
     return stat.S_ISDIR(data.st_mode)
 
 
-def cluster_root(*, log: Log | None = None) -> Path:
+def cluster_root() -> Path:
     """Where a new cluster goes: in RAM (``/dev/shm``) when it has room, else the temp dir.
 
     Cloning a template is dominated by file creation, not fsync: measured here,
     ``CREATE DATABASE ... TEMPLATE`` took about 300 ms on disk and 12 ms in RAM,
     with ``fsync`` off in both cases. A ``/dev/shm`` with less than
     :data:`SHM_MINIMUM_MB` free (Docker's default is 64 MB) would fail the run
-    mid-way, so the cluster goes to the temp dir instead, and ``log`` says so.
+    mid-way, so the cluster goes to the temp dir instead, and an INFO record says so.
     """
     if not _usable(SHM):
         return temp_root()
@@ -139,14 +135,17 @@ def cluster_root(*, log: Log | None = None) -> Path:
     if free >= SHM_MINIMUM_MB:
         return SHM
     fallback = temp_root()
-    (log or quiet)(
-        f"{SHM} has {free} MB free (< {SHM_MINIMUM_MB} MB): "
-        f"the embedded cluster goes to {fallback}, slower clones"
+    logger.info(
+        "%s has %d MB free (< %d MB): the embedded cluster goes to %s, slower clones",
+        SHM,
+        free,
+        SHM_MINIMUM_MB,
+        fallback,
     )
     return fallback
 
 
-def kept_cluster_dir(name: str, *, log: Log | None = None) -> Path:
+def kept_cluster_dir(name: str) -> Path:
     """The directory of the kept cluster ``name``: where it already is, else where one fits.
 
     A cluster created in the temp dir while ``/dev/shm`` was small stays there, and
@@ -155,7 +154,7 @@ def kept_cluster_dir(name: str, *, log: Log | None = None) -> Path:
     for root in _roots():
         if (root / name).exists():
             return root / name
-    return cluster_root(log=log) / name
+    return cluster_root() / name
 
 
 def cluster_directories() -> list[Path]:
@@ -232,13 +231,13 @@ def postmaster(data: Path) -> int | None:
     return pid if same else None
 
 
-def halt(data: Path, log: Log, sig: signal.Signals) -> bool:
+def halt(data: Path, sig: signal.Signals) -> bool:
     """Signal the postmaster of ``data`` and wait for it to go; escalate to SIGKILL."""
     pid = postmaster(data)
     if pid is None:
         return False
     for current, patience in ((sig, 60.0), (signal.SIGKILL, 10.0)):
-        log(f"kill -{current.name} {pid}  # the postmaster of {data}")
+        logger.debug("kill -%s %s  # the postmaster of %s", current.name, pid, data)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, current)
         deadline = time.monotonic() + patience
@@ -247,40 +246,3 @@ def halt(data: Path, log: Log, sig: signal.Signals) -> bool:
         if postmaster(data) != pid:
             break
     return True
-
-
-RAM_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
-"""Filesystems in memory: what a cluster keeps there is gone at the next boot."""
-
-_MOUNTS = Path("/proc/self/mounts")
-
-
-def filesystem_type(path: Path, *, mounts: str | None = None) -> str | None:
-    """The type (``ext4``, ``tmpfs``...) of the filesystem ``path`` is or would be on.
-
-    Read off the mount table (``mounts``, default ``/proc/self/mounts``): the mount
-    whose mount point is the longest prefix of the path, links resolved, wins, the
-    last one mounted when several share it. None when there is no mount table.
-    """
-    if mounts is None:
-        try:
-            mounts = _MOUNTS.read_text()
-        except OSError:
-            return None
-    target = Path(path).resolve()
-    best: tuple[int, str] | None = None
-    for line in mounts.splitlines():
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point = Path(_unescape_mount(fields[1]))
-        if point == target or point in target.parents:
-            depth = len(point.parts)
-            if best is None or depth >= best[0]:
-                best = (depth, fields[2])
-    return None if best is None else best[1]
-
-
-def _unescape_mount(field: str) -> str:
-    r"""The kernel writes a space in a mount point as ``\040``, a backslash as ``\134``."""
-    return re.sub(r"\\([0-7]{3})", lambda octal: chr(int(octal[1], 8)), field)

@@ -15,8 +15,7 @@ from sqlalchemy.engine import URL
 from ci.deploy.config import DeployConfig, load_deploy_config
 from ci.deploy.errors import DeployConfigError
 from ci.deploy.remote import connect
-from tests.conftest import TEST_PASSWORD
-from tests.deploy_helpers import (
+from tests.automation.deploy_helpers import (
     REPO,
     Deployer,
     Sshd,
@@ -26,6 +25,7 @@ from tests.deploy_helpers import (
     git,
     write_yaml,
 )
+from tests.helpers.server import TEST_PASSWORD
 
 
 @pytest.mark.slow

@@ -31,8 +31,7 @@ from ci.deploy.config import load_deploy_config
 from ci.deploy.database import start_cluster
 from ci_kit.connecting import connect_kwargs
 from ci_kit.postgres import stop_persistent
-from tests.conftest import TEST_PASSWORD, create_unmarked
-from tests.deploy_helpers import (
+from tests.automation.deploy_helpers import (
     BASE,
     REGISTRY_PASSWORD,
     REPO,
@@ -45,6 +44,7 @@ from tests.deploy_helpers import (
     three_releases,
     write_yaml,
 )
+from tests.helpers.server import TEST_PASSWORD, create_unmarked
 
 # Real deploys from fresh clones, three targets: the slow tier.
 pytestmark = pytest.mark.slow

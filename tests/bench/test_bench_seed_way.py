@@ -16,9 +16,9 @@ from sqlalchemy.engine import URL
 
 from benchmarks.suite import write_history
 from ci_kit.dburl import render, secret_forms
-from tests.conftest import database_names
+from tests.helpers.server import database_names
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PLUGIN_ARGS = ("-p", "no:ci_kit", "-p", "benchmarks.seed_way", "-p", "no:randomly")
 
 SEED_REVISION = """

@@ -13,7 +13,7 @@ import pytest
 from ci import sessions
 from ci.sessions import SAMPLE_PYPROJECT, KitRun, SuiteRun
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def nox(*args: str) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import pytest
 from sqlalchemy.engine import URL
@@ -19,21 +20,22 @@ from sqlalchemy.engine import URL
 from ci.deploy.config import DeployConfig, load_deploy_config
 from ci.deploy.database import cluster_dir, resolve
 from ci.deploy.errors import DeployConfigError, DeployError
+from ci.deploy.mounts import RAM_FILESYSTEMS, filesystem_type
 from ci_kit.dburl import render
 from ci_kit.errors import PostgresNotFound
 from ci_kit.postgres import find_binaries, stop_persistent
-from ci_kit.postgres.processes import SHM, filesystem_type, postmaster
-from tests.deploy_helpers import REPO
+from ci_kit.postgres.processes import SHM, postmaster
+from tests.automation.deploy_helpers import REPO
 
-MOUNTS = """\
-/dev/vda / ext4 rw,relatime 0 0
-tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0
-/dev/vdb /srv/data xfs rw 0 0
-tmpfs /srv/data/cache tmpfs rw 0 0
-/dev/vdc /mnt/my\\040disk ext4 rw 0 0
-tmpfs /run tmpfs rw 0 0
-ramfs /run ramfs rw 0 0
-"""
+MOUNTS = [  # (mount point, type) in mount order, as the mount table lists them
+    ("/", "ext4"),
+    ("/dev/shm", "tmpfs"),
+    ("/srv/data", "xfs"),
+    ("/srv/data/cache", "tmpfs"),
+    ("/mnt/my disk", "ext4"),
+    ("/run", "tmpfs"),
+    ("/run", "ramfs"),
+]
 
 
 def deploy_config(state_root: Path) -> DeployConfig:
@@ -64,7 +66,7 @@ def state_root(system_postgres: None) -> Iterator[Path]:
     """On disk, and as root reachable by the postgres user (pytest's tmp_path is 0700)."""
     base = Path(tempfile.mkdtemp(prefix="ci-kit-deploy-db-"))
     base.chmod(0o755)
-    if filesystem_type(base) in ("tmpfs", "ramfs"):
+    if filesystem_type(base) in RAM_FILESYSTEMS:
         shutil.rmtree(base)
         pytest.skip(f"the temp dir {base.parent} is in memory; the deploy cluster needs a disk")
     yield base / "state"
@@ -79,8 +81,20 @@ def test_the_filesystem_of_a_path_is_its_longest_mount_points() -> None:
     assert filesystem_type(Path("/dev/shm/x/y"), mounts=MOUNTS) == "tmpfs"
     assert filesystem_type(Path("/mnt/my disk/pg"), mounts=MOUNTS) == "ext4"
     assert filesystem_type(Path("/run/pg"), mounts=MOUNTS) == "ramfs"  # mounted last, on top
-    assert filesystem_type(Path("/anything"), mounts="") is None
-    assert filesystem_type(Path("/run/pg"), mounts="not-a-mount\n" + MOUNTS) == "ramfs"
+    assert filesystem_type(Path("/anything"), mounts=[]) is None
+
+
+def test_the_machines_own_mount_table_is_read_and_a_missing_one_is_no_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert filesystem_type(Path("/")) is not None
+    assert filesystem_type(SHM) == "tmpfs" or not SHM.is_dir()
+
+    def no_proc(*_: object, **__: object) -> None:
+        raise FileNotFoundError("/proc/self/mounts")
+
+    monkeypatch.setattr(psutil, "disk_partitions", no_proc)
+    assert filesystem_type(Path("/")) is None
 
 
 def test_resolve_starts_a_durable_cluster_on_disk_and_reuses_it(state_root: Path) -> None:
@@ -97,7 +111,7 @@ def test_resolve_starts_a_durable_cluster_on_disk_and_reuses_it(state_root: Path
     assert data_directory == state_root / config.name / "postgres"
     assert data_directory.is_relative_to(state_root)
     assert not data_directory.is_relative_to(SHM)
-    assert filesystem_type(data_directory) not in ("tmpfs", "ramfs")
+    assert filesystem_type(data_directory) not in RAM_FILESYSTEMS
     with psycopg.connect(render(url.set(drivername="postgresql"))) as conn:
         assert conn.execute("SELECT current_database()").fetchone() == (env.database,)
         conn.execute("CREATE TABLE kept (id int)")

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ci.deploy.health import wait_for
-from tests.deploy_helpers import free_port
+from tests.automation.deploy_helpers import free_port
 
 
 @pytest.fixture

@@ -33,8 +33,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit.connecting import connect_kwargs
-from tests.conftest import TEST_PASSWORD
-from tests.deploy_helpers import (
+from tests.automation.deploy_helpers import (
     REPO,
     Sshd,
     commit_all,
@@ -42,7 +41,8 @@ from tests.deploy_helpers import (
     free_port,
     git,
 )
-from tests.workflow_runner import Runner, load
+from tests.automation.workflow_runner import Runner, load
+from tests.helpers.server import TEST_PASSWORD
 
 WORKFLOW = Path(".github/workflows/staging-deploy.yml")
 SOURCE = os.environ.get("CI_KIT_TEST_WORKFLOW_SOURCE", "head")

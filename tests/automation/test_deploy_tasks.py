@@ -19,7 +19,7 @@ from ci.deploy.errors import DeployError, SmokeTestsFailed
 from ci.deploy.plan import Artifact, Image, Masker, Release
 from ci.deploy.shell import Shell
 from ci.deploy.smoke import SMOKE_MODULE, run_smoke_tests
-from tests.deploy_helpers import write_yaml
+from tests.automation.deploy_helpers import write_yaml
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 PASSWORD = "p@ss:w/rd%20 #?+"
@@ -233,7 +233,7 @@ def test_the_project_is_the_namespace_s_directory_not_the_working_directory(
     assert Path.cwd() != project
     assert config.root == project
     assert config.releases_dir == project / ".ci-kit" / "releases"
-    assert config.build_directory == "backend_sample"
+    assert config.build.directory == "backend_sample"
 
 
 def test_a_runtime_config_file_may_point_the_tasks_at_another_project(

@@ -18,8 +18,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci.deploy import manifest
-from tests.conftest import TEST_PASSWORD
-from tests.deploy_helpers import (
+from tests.automation.deploy_helpers import (
     BASE,
     MANIFEST_TYPES,
     REGISTRY_PASSWORD,
@@ -33,6 +32,7 @@ from tests.deploy_helpers import (
     registry_unavailable,
     write_yaml,
 )
+from tests.helpers.server import TEST_PASSWORD
 
 pytestmark = pytest.mark.skipif(bool(registry_unavailable()), reason=str(registry_unavailable()))
 
@@ -42,7 +42,7 @@ def test_build_push_and_roll_out_by_digest(
     tmp_path: Path, registry: Registry, podman_args: list[str], deploy_database: URL
 ) -> None:
     repo = tmp_path / "repo"
-    git(tmp_path, "clone", "-q", str(Path(__file__).resolve().parents[1]), str(repo))
+    git(tmp_path, "clone", "-q", str(Path(__file__).resolve().parents[2]), str(repo))
     commit = git(repo, "rev-parse", "HEAD")
     containerfile = tmp_path / "Containerfile"
     containerfile.write_text(f"FROM {BASE}\nARG WHEEL\nCOPY dist/${{WHEEL}} /app/\n")
@@ -116,7 +116,7 @@ def test_build_push_and_roll_out_by_digest(
         image_config, _ = registry.get(f"finance-report/blobs/{config_digest}")
         labels = json.loads(image_config)["config"]["Labels"]
         assert labels["org.opencontainers.image.revision"] == commit
-        assert labels["org.opencontainers.image.source"] == str(Path(__file__).resolve().parents[1])
+        assert labels["org.opencontainers.image.source"] == str(Path(__file__).resolve().parents[2])
         assert labels["org.opencontainers.image.created"] == release.created
 
         done = run("push")

@@ -14,7 +14,7 @@ import pytest
 from ci.deploy.config import load_deploy_config
 from ci.deploy.errors import DeployConfigError, DeployLocked
 from ci.deploy.store import DirectoryStore, SshStore, Store, store_for
-from tests.deploy_helpers import REPO, Sshd
+from tests.automation.deploy_helpers import REPO, Sshd
 
 
 def test_a_second_deploy_to_one_environment_waits_for_the_lock(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_the_command_target_must_name_where_its_state_lives(tmp_path: Path) -> N
     [
         (".ci-kit/state", "must be an absolute directory or an ssh:// location"),
         ("ssh://host-without-path", "must look like ssh://"),
-        ("ssh://h:port/x", "the port in state"),
+        ("ssh://h:port/x", r"state: the port in 'ssh://h:port/x' is not a number$"),
     ],
 )
 def test_a_state_location_is_checked_in_one_line(

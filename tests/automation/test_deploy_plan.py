@@ -106,7 +106,7 @@ def test_config_defaults_fill_an_environment(tmp_path: Path) -> None:
     assert staging.database_url is None
     assert config.state_dir == tmp_path / ".ci-kit"
     assert config.image.repository is None
-    assert config.build_directory == "backend_sample"
+    assert config.build.directory == "backend_sample"
 
 
 def test_config_takes_database_password_and_tokens_from_the_environment(tmp_path: Path) -> None:
@@ -132,7 +132,11 @@ def test_config_takes_database_password_and_tokens_from_the_environment(tmp_path
     [
         ({"database_url": "postgresql://app:secret@db/x"}, "must not contain a password"),
         ({"database_url": "mysql://app@db/x"}, "not a PostgreSQL URL"),
-        ({"target": "kubernetes"}, "is not one of"),
+        (
+            {"target": "kubernetes"},
+            r"^deploy.environments.staging.target must be one of 'local', 'ssh' or 'command', "
+            "not 'kubernetes'$",
+        ),
         ({"target": "command"}, "needs a rollout command"),
         ({"target": "ssh"}, "needs ssh_host"),
     ],

@@ -25,7 +25,7 @@ from ci.deploy.config import DeployConfig, load_deploy_config
 from ci.deploy.errors import ArtifactMismatch
 from ci.deploy.plan import LOCK_NAME, Artifact, Masker, Release
 from ci.deploy.shell import Argv, Output, Shell
-from tests.deploy_helpers import REPO, git
+from tests.automation.deploy_helpers import REPO, git
 
 COMMIT = "c" * 40
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$")

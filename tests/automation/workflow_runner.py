@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy_helpers import VENV_BIN, git
+from tests.automation.deploy_helpers import VENV_BIN, git
 
 
 class UnknownExpression(Exception):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import URL
+
+from ci_kit.dburl import with_database
 from tests.automation.deploy_helpers import (
     BASE,
     REGISTRY_PASSWORD,
@@ -30,8 +32,6 @@ from tests.automation.deploy_helpers import (
     sshd_unavailable,
     write_yaml,
 )
-
-from ci_kit.dburl import with_database
 from tests.helpers.server import create_unmarked
 
 

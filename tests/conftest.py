@@ -22,6 +22,7 @@ import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401  (see below)
 from sqlalchemy.engine import URL, make_url
 
 from ci_kit.admin import Admin
+from ci_kit.config import SETTINGS
 from ci_kit.connecting import connect_kwargs
 from ci_kit.dburl import DRIVERNAME, mask, parse_database_url, redact
 from ci_kit.logs import forwarded_to
@@ -75,6 +76,15 @@ def base_name(server_url: URL) -> Iterator[str]:
     yield base
     for name in database_names(server_url, base):
         drop_leftover(server_url, name)
+
+
+@pytest.fixture
+def no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``CI_KIT_*`` variable of this process reaches an inner run: each says exactly
+    where its server is (CI sets ``CI_KIT_DATABASE_URL`` for the sample suite)."""
+    for setting in SETTINGS:
+        if setting.env:
+            monkeypatch.delenv(setting.env, raising=False)
 
 
 @pytest.fixture

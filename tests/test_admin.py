@@ -16,9 +16,17 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from ci_kit.admin import Admin, Mark, clone, ensure_database, ensure_template
-from ci_kit.dburl import with_database
-from ci_kit.errors import ForeignDatabase, PermissionDenied
+from ci_kit.admin import (
+    Admin,
+    Mark,
+    clone,
+    ensure_database,
+    ensure_template,
+    kit_session_settings,
+)
+from ci_kit.dburl import render, with_database
+from ci_kit.errors import DiskFull, ForeignDatabase, PermissionDenied
+from tests.helpers.projects import write_alembic_project
 from tests.helpers.runs import wait_until
 from tests.helpers.server import (
     TEST_PASSWORD,
@@ -235,3 +243,116 @@ def test_a_drop_blocked_by_a_session_without_a_role_waits_for_it_to_end(
         roleless.close()
     assert ended_while_waiting == [True]
     assert database_names(server_url, name) == set()
+
+
+def test_a_build_that_overwrote_the_templates_comment_and_failed_leaves_nothing(
+    admin: Admin, server_url: URL, base_name: str
+) -> None:
+    """A migration may commit its own COMMENT ON DATABASE: the mark is gone, the oid is not."""
+    template = f"{base_name}_tpl"
+
+    def comments_then_fails(url: URL) -> None:
+        with connect_to(server_url, "postgres") as conn:
+            conn.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS 'the application database'").format(
+                    sql.Identifier(template)
+                )
+            )
+        raise RuntimeError("migration 0002 is broken")
+
+    with pytest.raises(RuntimeError, match="migration 0002 is broken"):
+        ensure_template(admin, template, base=base_name, run_id="r", build=comments_then_fails)
+    assert database_names(server_url, template) == set()
+
+
+def test_a_failed_builds_drop_spares_a_database_made_anew_under_its_name(
+    admin: Admin, server_url: URL, base_name: str
+) -> None:
+    """Only the oid this run created is dropped: a database made since is someone else's."""
+    template = f"{base_name}_tpl"
+    created = admin.create(template, Mark("template", "r", base_name, ready=False))
+    drop_leftover(server_url, template)
+    with connect_to(server_url, "postgres") as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
+    admin.drop_created(template, created)
+    assert database_names(server_url, template) == {template}
+
+
+COMMENTING_MIGRATION = """
+from alembic import op
+
+revision = "0001"
+down_revision = None
+
+def upgrade():
+    op.execute("CREATE TABLE widget (id int)")
+    with op.get_context().autocommit_block():
+        op.execute(
+            "DO $$ BEGIN EXECUTE format("
+            "'COMMENT ON DATABASE %I IS ''the app database''', current_database()); END $$"
+        )
+    raise RuntimeError("migration 0001 is broken")
+"""
+
+
+def test_a_migration_that_comments_on_its_database_then_fails_shows_its_own_error(
+    pytester: pytest.Pytester, server_url: URL, base_name: str
+) -> None:
+    write_alembic_project(pytester, base_name, COMMENTING_MIGRATION)
+    pytester.makepyfile(test_nothing="def test_nothing(db_session):\n    pass\n")
+    url = render(server_url.set(database=base_name))
+    for _ in range(2):  # and the next run: the same error, not a leftover in its way
+        result = pytester.runpytest_subprocess("-n", "2", "--ci-kit-url", url)
+        output = result.stdout.str() + result.stderr.str()
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+        assert "RuntimeError: migration 0001 is broken" in output
+        assert "refusing to drop" not in output
+        assert "Traceback" not in output
+        assert database_names(server_url, base_name) == set()
+
+
+def test_a_database_whose_mark_cannot_be_written_is_dropped_again(
+    admin: Admin, server_url: URL, base_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unmarked, no sweep would ever take it: the oid the CREATE made is dropped instead."""
+
+    def disk_full(name: str, mark: Mark) -> None:
+        raise DiskFull(f"marking database {name!r} failed: No space left on device")
+
+    monkeypatch.setattr(admin, "set_mark", disk_full)
+    with pytest.raises(DiskFull):
+        admin.create(f"{base_name}_gw0", Mark("worker", "r", base_name))
+    assert database_names(server_url, base_name) == set()
+
+
+@pytest.mark.parametrize(
+    ("version", "unknown_to_it"),
+    [(130011, {"idle_session_timeout", "transaction_timeout"}), (150018, {"transaction_timeout"})],
+)
+def test_the_kits_sessions_set_only_what_the_server_knows(
+    version: int, unknown_to_it: set[str]
+) -> None:
+    on_17 = kit_session_settings(170002)
+    assert on_17["default_transaction_read_only"] == "off"
+    assert {name for name, value in on_17.items() if value == "0"} == {
+        "statement_timeout",
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+        "idle_session_timeout",
+        "transaction_timeout",
+    }
+    assert set(on_17) - set(kit_session_settings(version)) == unknown_to_it
+
+
+def test_the_kits_session_overrides_pgoptions_and_a_test_connection_does_not(
+    monkeypatch: pytest.MonkeyPatch, server_url: URL
+) -> None:
+    monkeypatch.setenv("PGOPTIONS", "-c default_transaction_read_only=on -c statement_timeout=5ms")
+    admin = Admin(server_url)
+    try:
+        assert admin._scalar("SHOW default_transaction_read_only") == "off"
+        assert admin._scalar("SHOW statement_timeout") == "0"
+    finally:
+        admin.close()
+    with connect_to(server_url, "postgres") as theirs:
+        assert theirs.execute("SHOW default_transaction_read_only").fetchone() == ("on",)

@@ -24,6 +24,7 @@ from ci_kit.postgres import reuse_data_dir
 from tests.helpers.runs import run_kit
 from tests.helpers.server import (
     TEST_PASSWORD,
+    connect_to,
     create_unmarked,
     database_names,
     live_run,
@@ -229,3 +230,36 @@ def test_help_explains_the_command(tmp_path: Path) -> None:
     assert "--dry-run" in detail
     assert "a database without the kit's mark is never listed nor dropped" in detail
     assert "it is never started to be cleaned" in detail
+
+
+def test_a_dry_run_keeps_what_clean_keeps_other_roles_databases_included(
+    project: Path, private_admin: Admin, private_url: URL, base: str
+) -> None:
+    """A shared server: clean, as a role without superuser, may drop only its own databases."""
+    role = f"cleaner_{uuid.uuid4().hex[:6]}"
+    with connect_to(private_url, "postgres") as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN CREATEDB")
+    as_role = private_url.set(username=role)
+    others, _, _ = ended_run_leftovers(private_admin, base)  # the superuser's
+    own = Admin(as_role)
+    try:
+        mine = f"{base}_mine_gw0"
+        own.create(mine, Mark("worker", f"ended{uuid.uuid4().hex[:6]}", base))
+        reason = (
+            f"database '{others}' belongs to role 'postgres', not '{role}': only that role "
+            "or a superuser may alter or drop it"
+        )
+        for args, verb in ((("--dry-run",), "would drop"), ((), "dropped")):
+            result = run_kit(project, "clean", *args, url=as_role.set(database=base))
+            assert result.returncode == 0, result.stderr
+            lines = result.stdout.splitlines()
+            assert f"kept {others}: {reason}" in lines
+            assert any(line.startswith(f"{verb} {mine} (worker database") for line in lines)
+        assert mine not in database_names(private_url, base)
+        assert others in database_names(private_url, base)
+    finally:
+        own.close()
+        for name in database_names(private_url, base):
+            private_admin.drop(name, allowed=lambda mark: True)
+        with connect_to(private_url, "postgres") as conn:
+            conn.execute(f"DROP ROLE {role}")

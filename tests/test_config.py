@@ -11,6 +11,7 @@ import pytest
 
 from ci_kit.config import SETTINGS, is_enabled, load_config, read_pyproject_table
 from ci_kit.errors import ConfigurationError, InvalidDatabaseUrl
+from tests.helpers.runs import run_kit
 
 ROOT = Path("/project")
 NO_CLI: dict[str, object] = {}
@@ -119,7 +120,7 @@ def test_flags_read_booleans_from_every_source() -> None:
         ({"schema": 3}, {}, "schema must be a string"),
         ({"database-settings": "UTC"}, {}, "database-settings must be a table"),
         ({"url-env": "A=B"}, {}, "url-env must be an environment variable's name"),
-        ({"url-env": ""}, {}, "url-env must be an environment variable's name, such as"),
+        ({"url-env": ""}, {}, "[tool.ci-kit] url-env is empty: give a value"),
         ({"maintenance-db": ""}, {}, "maintenance-db must be a non-empty string"),
         ({"maintenance-db": 5432}, {}, "maintenance-db must be a non-empty string"),
     ],
@@ -268,3 +269,60 @@ def test_malformed_pyproject_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.ci-kit\n")
     with pytest.raises(ConfigurationError, match="is not valid TOML"):
         read_pyproject_table(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("table", "flags", "complaint"),
+    [
+        ({"base-name": ""}, NO_CLI, "[tool.ci-kit] base-name is empty"),
+        ({"base-name": "  "}, NO_CLI, "[tool.ci-kit] base-name is empty"),
+        ({}, cli(base_name=""), "--ci-kit-base-name is empty"),
+        ({"schema": ""}, NO_CLI, "[tool.ci-kit] schema is empty"),
+        ({}, cli(url=""), "--ci-kit-url is empty"),
+    ],
+)
+def test_a_setting_written_empty_is_refused_rather_than_defaulted(
+    table: dict[str, object], flags: dict[str, object], complaint: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(ROOT, table, {}, flags)
+    assert str(caught.value).startswith(complaint)
+    assert "leave it out for the default" in str(caught.value)
+
+
+@pytest.mark.parametrize(("written", "meant"), [(1, True), (0, False), (True, True)])
+def test_a_toml_integer_for_a_boolean_means_what_1_and_0_mean_elsewhere(
+    written: object, meant: bool
+) -> None:
+    """``reuse = 1`` as ``CI_KIT_REUSE=1`` and ``ci_kit_reuse = 1`` in pytest.ini mean."""
+    assert load_config(ROOT, {"reuse": written}, {}, NO_CLI).reuse is meant
+    assert load_config(ROOT, {"allow-any-name": written}, {}, NO_CLI).allow_any_name is meant
+
+
+def test_an_integer_other_than_0_or_1_for_a_boolean_is_one_line() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(ROOT, {"reuse": 2}, {}, NO_CLI)
+    assert str(caught.value) == "[tool.ci-kit] reuse must be true or false, not '2'"
+
+
+def test_a_pyproject_that_is_not_utf_8_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_bytes(
+        "[tool.ci-kit]\nbase-name = 'caf\xe9_test'\n".encode("latin-1")
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        read_pyproject_table(tmp_path)
+    assert str(caught.value).startswith(f"{tmp_path / 'pyproject.toml'} is not valid TOML: byte ")
+    assert "re-save it as UTF-8" in str(caught.value)
+
+
+@pytest.mark.parametrize("command", [("clean",), ("clean", "--dry-run")])
+def test_clean_in_a_project_whose_pyproject_is_not_utf_8_is_one_line(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    (tmp_path / "pyproject.toml").write_bytes(
+        "[tool.ci-kit]\nbase-name = 'caf\xe9_test'\n".encode("latin-1")
+    )
+    done = run_kit(tmp_path, *command)
+    assert done.returncode == 4, done.stdout + done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"ERROR: ci-kit: {tmp_path / 'pyproject.toml'} is not valid TOML: byte ")

@@ -5,13 +5,16 @@ as given, and every way a connection fails is one line naming its fix, no passwo
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
 
 from ci_kit.admin import Admin
-from ci_kit.dburl import secret_forms
+from ci_kit.connecting import connect, driver_error_line
+from ci_kit.dburl import mask, secret_forms, with_database
 from ci_kit.errors import (
     AuthenticationFailed,
     ConnectionRefused,
@@ -20,7 +23,14 @@ from ci_kit.errors import (
     ServerUnreachable,
 )
 from ci_kit.postgres import EmbeddedPostgres, find_binaries
-from tests.helpers.server import TEST_PASSWORD, password_in_query
+from tests.helpers.roles import throwaway_role
+from tests.helpers.server import (
+    TEST_PASSWORD,
+    as_superuser,
+    connect_to,
+    create_unmarked,
+    password_in_query,
+)
 
 
 def test_wrong_password_is_one_line_without_the_password(server_url: URL) -> None:
@@ -141,3 +151,86 @@ def test_a_role_the_server_does_not_know_is_named_with_the_fix(trusting_server: 
         "refused role 'nobody_here': role \"nobody_here\" does not exist; "
         "check the role name and pg_hba.conf"
     )
+
+
+@pytest.mark.parametrize(
+    "limit",
+    ["ALTER ROLE {role} CONNECTION LIMIT 0", "ALTER DATABASE {database} CONNECTION LIMIT 0"],
+    ids=["role", "database"],
+)
+def test_a_connection_limit_is_named_with_its_fix(
+    server_url: URL, base_name: str, limit: str
+) -> None:
+    with throwaway_role(server_url, TEST_PASSWORD) as url:
+        create_unmarked(url, base_name)
+        as_superuser(limit.format(role=url.username, database=base_name))
+        with pytest.raises(ConnectionRefused) as caught:
+            connect(with_database(url, base_name))
+    message = str(caught.value)
+    assert f"has no connection left for role {url.username!r}: too many connections" in message
+    assert message.endswith("or run fewer xdist workers")
+    assert not [form for form in secret_forms(TEST_PASSWORD) if form in message]
+
+
+def raised(action: Callable[[], object]) -> BaseException:
+    try:
+        action()
+    except Exception as error:
+        return error
+    raise AssertionError("nothing was raised")
+
+
+def test_a_driver_error_on_any_connection_is_one_line_without_the_password(
+    server_url: URL,
+) -> None:
+    """What a fixture shows instead of a traceback, for the driver's errors and SQLAlchemy's."""
+    refused = server_url.set(port=1)
+    engine = create_engine(refused, poolclass=NullPool)
+    through_sqlalchemy = raised(engine.connect)
+    with connect_to(server_url, "postgres") as conn:
+        undefined = raised(lambda: conn.execute("SELECT * FROM no_such_table"))
+    lines = [
+        driver_error_line(through_sqlalchemy, refused),
+        driver_error_line(undefined, server_url),
+    ]
+    assert lines[0] is not None
+    assert lines[0].startswith("cannot reach PostgreSQL at postgresql+psycopg://ci_kit:***@")
+    assert lines[1] == (
+        f"the database {mask(server_url)} answered UndefinedTable: "
+        'relation "no_such_table" does not exist'
+    )
+    assert driver_error_line(ValueError(TEST_PASSWORD), server_url) is None
+    for line in lines:
+        assert "\n" not in str(line)
+        assert not [form for form in secret_forms(TEST_PASSWORD) if form in str(line)]
+
+
+@pytest.mark.parametrize(
+    ("reserved", "free", "words"),
+    [(0, 3, "too many clients"), (2, 1, "remaining connection slots are reserved")],
+    ids=["max-connections", "reserved-connections"],
+)
+def test_a_server_without_free_slots_is_named_with_its_fix(
+    reserved: int, free: int, words: str
+) -> None:
+    """``max_connections`` and the reserved slots: a non-superuser is told the limit."""
+    try:
+        binaries = find_binaries(allow_wheel=False)
+    except PostgresNotFound:
+        pytest.skip("no system PostgreSQL installed")
+    settings = {"max_connections": "3", "superuser_reserved_connections": str(reserved)}
+    with EmbeddedPostgres(binaries, settings=settings) as server:
+        assert server.url is not None
+        with connect(server.url) as conn:
+            conn.execute("CREATE ROLE app LOGIN")
+        app = server.url.set(username="app")
+        held = [connect(app) for _ in range(free)]
+        try:
+            with pytest.raises(ConnectionRefused) as caught:
+                connect(app)
+        finally:
+            for conn in held:
+                conn.close()
+    message = str(caught.value)
+    assert "has no connection left for role 'app'" in message
+    assert words in message

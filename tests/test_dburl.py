@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.engine import URL, make_url
 
 from ci_kit.dburl import (
@@ -12,6 +15,8 @@ from ci_kit.dburl import (
     MAX_IDENTIFIER_BYTES,
     advisory_lock_key,
     check_test_name,
+    configured_drivername,
+    environment_url,
     fit_identifier,
     fresh_database_name,
     mask,
@@ -139,6 +144,50 @@ class TestUrls:
         assert url.drivername == DRIVERNAME
         assert url.database == "app_test"
 
+    @pytest.mark.parametrize("space", ["\n", " ", "\r\n", "\t", " \n"])
+    def test_whitespace_around_a_url_from_the_environment_is_dropped(self, space: str) -> None:
+        """A CI secret pasted with its newline: no database name may end in it."""
+        url = parse_database_url(f"{space}postgresql://app:pw@h/app_test{space}")
+        assert url.database == "app_test"
+        assert configured_drivername(f"postgresql://app:pw@h/app_test{space}") == "postgresql"
+
+    @pytest.mark.parametrize(
+        "scheme", ["postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg"]
+    )
+    def test_url_env_keeps_the_configured_scheme_and_the_kit_connects_with_psycopg(
+        self, scheme: str
+    ) -> None:
+        raw = f"{scheme}://app:{quote(TRICKY_PASSWORD, safe='')}@h:5432/app_test"
+        url = parse_database_url(raw)
+        assert url.drivername == DRIVERNAME
+        shown = environment_url(with_database(url, "app_test_gw1"), configured_drivername(raw))
+        assert shown.startswith(f"{scheme}://app:")
+        assert make_url(shown).password == TRICKY_PASSWORD
+        assert make_url(shown).database == "app_test_gw1"
+
+    @given(
+        secrets.filter(lambda text: "\x00" not in text),
+        names.filter(lambda text: "\x00" not in text),
+        st.text(
+            alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+            min_size=1,  # SQLAlchemy drops a query key whose value is empty
+        ),
+    )
+    def test_url_env_reads_back_the_same_in_libpq_and_sqlalchemy(
+        self, password: str, database: str, application_name: str
+    ) -> None:
+        """Spaces, ``+`` and ``%`` anywhere: what psycopg connects with is what the kit meant."""
+        url = tricky_url(password).set(
+            database=database, port=5432, query={"application_name": application_name}
+        )
+        shown = environment_url(url, "postgresql")
+        parsed = make_url(shown)
+        assert (parsed.password, parsed.database) == (password, database)
+        assert parsed.query["application_name"] == application_name
+        libpq = conninfo_to_dict(shown)
+        assert (libpq["password"], libpq["dbname"]) == (password, database)
+        assert libpq.get("application_name", "") == application_name
+
     def test_parsing_a_url_object_keeps_its_password(self) -> None:
         assert parse_database_url(tricky_url()).password == TRICKY_PASSWORD
 
@@ -150,6 +199,12 @@ class TestUrls:
             ("postgresql://app:secret@localhost", "names no database"),
             ("not a url at all", "could not be parsed"),
             ("postgresql://app:secret@127.0.0.1:abc/app_test", "port in the database URL"),
+            ("postgresql://app:sec@ret@127.0.0.1/app_test", "must be percent-encoded (@ as %40"),
+            ("postgresql://app:sec@r:et@127.0.0.1/app_test", "must be percent-encoded (@ as %40"),
+            ("postgresql://app:secret@h1:1,h2:5432/app_test", "names several hosts"),
+            ("postgresql://app:secret@/app_test?host=h1:1&host=h2:5432", "names several hosts"),
+            ("postgresql://app:secret@/app_test?host=h1,h2", "names several hosts"),
+            ("postgresql://app:secret@h/app_test?port=1&port=2", "names several hosts"),
         ],
     )
     def test_bad_urls_get_one_clear_line_without_the_password(
@@ -175,6 +230,23 @@ class TestUrls:
     def test_redact_hides_raw_and_encoded_passwords(self, leak: str) -> None:
         text = f"could not connect with {leak} to the server"
         assert redact(text, tricky_url()) == "could not connect with *** to the server"
+
+    @given(
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12),
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12),
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12),
+    )
+    def test_a_password_inside_a_name_masks_the_password_never_the_name(
+        self, password: str, before: str, after: str
+    ) -> None:
+        """Password ``test``, database ``hunt_short_test_gw1``: the name is shown whole."""
+        name = f"{before}{password}{after}"
+        url = tricky_url(password).set(database=name)
+        # A password that is a whole part of what is shown ("0" of 127.0.0.1) is masked there.
+        assume(redact(mask(url), url) == mask(url))
+        assert redact(f"database {name!r} is in use", url) == f"database {name!r} is in use"
+        assert redact(render(url), url) == mask(url)
+        assert redact(f"password={password} dbname={name}", url) == f"password=*** dbname={name}"
 
     def test_redact_leaves_text_alone_without_a_password(self) -> None:
         url = URL.create(DRIVERNAME, username="app", database="app_test")
@@ -232,6 +304,9 @@ class TestSecrets:
         forms = secret_forms(url)
         # ``***`` is what a secret becomes; a secret with a star cannot be told from it.
         assume(not any("*" in form for form in forms))
+        # A secret inside a word of what is not secret ("pp" in "app") is not masked there.
+        shown = mask(url_with_secrets("a", key, "b", "c"))
+        assume(not any(form in shown for form in forms))
         text = " | ".join([render(url), str(url), *sorted(forms)])
         redacted = redact(text, url)
         assert not [form for form in forms if form in redacted]
@@ -290,6 +365,35 @@ class TestSafety:
     def test_empty_or_nul_names_are_always_refused(self, base: str) -> None:
         with pytest.raises(UnsafeDatabaseName):
             check_test_name(base, allow_any_name=True)
+
+    @given(st.text(alphabet=st.characters(blacklist_characters="\x00"), min_size=1))
+    def test_an_accepted_base_keeps_test_in_every_name_the_kit_derives(self, stem: str) -> None:
+        """However long (in bytes) or wherever 'test' is, an accepted base keeps it."""
+        for base in (f"test_{stem}", f"{stem}_test", f"{stem}test{stem}"):
+            try:
+                check_test_name(base, allow_any_name=False)
+            except UnsafeDatabaseName as refused:
+                refusal = str(refused)
+            else:
+                refusal = ""
+            if refusal:
+                assert "shorten it" in refusal or "not valid UTF-8" in refusal
+                continue
+            worker = worker_database_name(base, "gw99")
+            for name in (
+                worker_database_name(base, None),
+                worker,
+                template_database_name(base, "f" * 64),
+                fresh_database_name(worker, 9999),
+                worker_database_name(run_base_name(base, "a" * 12), "gw99"),
+            ):
+                assert "test" in name.lower()
+                assert len(name.encode()) <= 63
+
+    @pytest.mark.parametrize("base", ["x" * 61 + "_test", "é" * 30 + "_test", "x" * 55 + "_test"])
+    def test_a_base_whose_names_would_lose_test_is_refused(self, base: str) -> None:
+        with pytest.raises(UnsafeDatabaseName, match=r"(PostgreSQL names hold 63|lose 'test')"):
+            check_test_name(base, allow_any_name=False)
 
     @given(st.text(), st.text())
     def test_lock_keys_are_signed_64_bit_and_distinct(self, a: str, b: str) -> None:

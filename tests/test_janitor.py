@@ -4,10 +4,6 @@ and everything they leave: a live run's databases, a person's, another role's.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
 import pytest
 from sqlalchemy.engine import URL
 
@@ -21,6 +17,7 @@ from tests.helpers.server import (
     connect_to,
     create_unmarked,
     database_names,
+    superuser_session_on,
 )
 
 
@@ -67,22 +64,11 @@ def test_a_superusers_session_on_a_leftover_is_named_and_blocks_no_other_run(
 ) -> None:
     name = f"{base_name}_gw0"
     admin.create(name, Mark("worker", dead_run_id, base_name))
-    if os.geteuid() != 0 or shutil.which("runuser") is None:
-        pytest.skip("needs root and the local server's postgres user")
-    session = subprocess.Popen(
-        ["runuser", "-u", "postgres", "--", "psql", "-q", "-d", name, "-c", "SELECT pg_sleep(60)"]
-    )
-    try:
-        wait_until(lambda: "postgres" in sessions_on(admin, name))
+    with superuser_session_on(admin.server_url, name):
         swept = janitor.sweep(admin, run_id=run_id, base=f"{base_name}_other", keep_template="")
         assert name not in swept, "kept, and the sweep went on"
         with pytest.raises(DatabaseInUse, match=r"of role 'postgres' .* may not end it"):
             admin.drop(name, allowed=lambda mark: True)
-    finally:
-        as_superuser(
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        )
-        session.wait(timeout=60)
     admin.drop(name, allowed=lambda mark: True)
     assert database_names(admin.server_url, base_name) == set()
 
@@ -103,14 +89,6 @@ def test_a_leftover_of_another_role_is_named_and_blocks_no_other_run(
         assert admin.mark_of(name) == (True, Mark("worker", dead_run_id, base_name))
     finally:
         as_superuser(f'DROP DATABASE IF EXISTS "{name}"')
-
-
-def sessions_on(admin: Admin, name: str) -> list[str]:
-    with connect_to(admin.server_url, "postgres") as conn:
-        rows = conn.execute(
-            "SELECT usename FROM pg_stat_activity WHERE datname = %s", (name,)
-        ).fetchall()
-    return [user for (user,) in rows]
 
 
 class TestSweepsOnAServerOfTheirOwn:

@@ -1,4 +1,4 @@
-"""A run's life on real servers: a preparation that fails."""
+"""A run's life on real servers: a preparation that fails, a cleanup that cannot finish."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from ci_kit.config import load_config
 from ci_kit.dburl import render, secret_forms
 from ci_kit.errors import InvalidDatabaseUrl, SchemaSourceError
 from ci_kit.lifecycle import prepare_run
+from ci_kit.workers import WorkerDatabases
 from tests.helpers.clusters import initdb_base
-from tests.helpers.server import TEST_PASSWORD
+from tests.helpers.server import TEST_PASSWORD, database_names, superuser_session_on
 
 
 def test_a_preparation_that_fails_stops_and_deletes_the_embedded_server(
@@ -41,3 +42,23 @@ def test_a_maintenance_db_that_does_not_exist_is_one_line_naming_the_setting(
     assert message.startswith("database 'no_such_db_xyz' does not exist at ")
     assert message.endswith("set [tool.ci-kit] maintenance-db to one that exists")
     assert not [form for form in secret_forms(TEST_PASSWORD) if form in message]
+
+
+def test_a_run_whose_cleanup_cannot_finish_warns_in_one_line_and_drops_the_rest(
+    tmp_path: Path, server_url: URL, base_name: str, kit_log: list[str]
+) -> None:
+    environ = {"CI_KIT_DATABASE_URL": render(server_url.set(database=base_name))}
+    run = prepare_run(load_config(tmp_path, {}, environ, {}))
+    stuck, free = WorkerDatabases(run.plan, "gw0"), WorkerDatabases(run.plan, "gw1")
+    stuck.create()
+    free.create()
+    with superuser_session_on(server_url, stuck.name):
+        stuck.close()  # a worker's cleanup: a warning, the controller's goes on
+        dropped = run.close()
+    free.close()
+    assert dropped == [free.name]
+    (kept,) = [line for line in kit_log if line.startswith(f"kept {stuck.name}: ")]
+    assert "of role 'postgres'" in kept
+    assert kept.endswith("the next run's sweep drops it")
+    assert [line for line in kit_log if line.startswith(f"could not drop {stuck.name} (")]
+    assert stuck.name in database_names(server_url, base_name)  # the next sweep's

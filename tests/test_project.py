@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ci_kit.project import find_rootdir
+from tests.helpers.runs import environ_without_kit
 
 PYTEST_TABLE = "[tool.pytest.ini_options]\naddopts = []\n"
 
@@ -85,3 +86,66 @@ def test_a_configuration_file_nobody_can_read_is_passed_over(
     write_layout(tmp_path, {"pytest.ini": "[pytest]\n", "app/tests/x": ""})
     (tmp_path / "app" / name).write_bytes(content)
     assert find_rootdir(tmp_path / "app" / "tests") == tmp_path
+
+
+KIT_TABLE = '[tool.ci-kit]\nbase-name = "app_test"\n'
+
+# Each case: files, where pytest runs, its arguments, and the kit table pytest passes over
+# (None: the table is the rootdir's, and is read).
+TABLE_LAYOUTS: dict[str, tuple[dict[str, str], str, tuple[str, ...], str | None]] = {
+    "a parent setup.cfg with tool:pytest": (
+        {"setup.cfg": "[tool:pytest]\n", "proj/pyproject.toml": KIT_TABLE, "proj/tests/x": ""},
+        "proj",
+        (),
+        "proj/pyproject.toml",
+    ),
+    "a parent setup.cfg, the tests given as a path": (
+        {"setup.cfg": "[tool:pytest]\n", "proj/pyproject.toml": KIT_TABLE, "proj/tests/x": ""},
+        ".",
+        ("proj/tests",),
+        "proj/pyproject.toml",
+    ),
+    "-c another ini file": (
+        {"pyproject.toml": KIT_TABLE, "ci/other.ini": "[pytest]\n", "tests/x": ""},
+        ".",
+        ("-c", "ci/other.ini"),
+        "pyproject.toml",
+    ),
+    "the rootdir's own table": (
+        {"pyproject.toml": PYTEST_TABLE + KIT_TABLE, "tests/x": ""},
+        "tests",
+        (),
+        None,
+    ),
+    "a table above the rootdir belongs to another project": (
+        {"pyproject.toml": KIT_TABLE, "app/pytest.ini": "[pytest]\n", "app/tests/x": ""},
+        "app",
+        (),
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(TABLE_LAYOUTS))
+def test_a_kit_table_pytest_passes_over_is_one_line_naming_both_files(
+    tmp_path: Path, layout: str
+) -> None:
+    """Real pytest runs: a table near the tests that the rootdir rule skips is never silent."""
+    files, start, args, skipped = TABLE_LAYOUTS[layout]
+    write_layout(tmp_path, files)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-q", *args],
+        cwd=tmp_path / start,
+        env=environ_without_kit(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if skipped is None:
+        assert "ci-kit" not in result.stderr, result.stderr
+        return
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith(f"ERROR: ci-kit: [tool.ci-kit] in {tmp_path / skipped} is not read: ")
+    assert "the kit reads [tool.ci-kit] from the rootdir's pyproject.toml only" in line

@@ -216,6 +216,70 @@ class TestFingerprint:
         )
 
 
+class TestAlembicPaths:
+    """``script_location = migrations`` means the ini's ``migrations``, as ``%(here)s`` does."""
+
+    @pytest.fixture
+    def relative_ini(self, tmp_path: Path) -> Path:
+        ini = write_alembic_project(tmp_path / "project")
+        ini.write_text("[alembic]\nscript_location = migrations\n")
+        decoy = tmp_path / "elsewhere"
+        write_alembic_project(decoy)
+        add_revision(decoy, "0003", "0002", 'op.create_table("decoy")')
+        return ini
+
+    @pytest.mark.parametrize("cwd", ["project", "project/migrations", "elsewhere", "."])
+    def test_the_fingerprint_and_the_description_do_not_depend_on_the_current_directory(
+        self, relative_ini: Path, monkeypatch: pytest.MonkeyPatch, cwd: str
+    ) -> None:
+        absolute = AlembicSchema(relative_ini)
+        relative_ini.with_name("absolute.ini").write_text(
+            "[alembic]\nscript_location = %(here)s/migrations\n"
+        )
+        here = AlembicSchema(relative_ini.with_name("absolute.ini"))
+        monkeypatch.chdir(relative_ini.parents[1] / cwd)
+        expected = fingerprint(here, server_major=15)
+        assert fingerprint(absolute, server_major=15) == expected
+        assert absolute.describe() == (
+            f"Alembic ({relative_ini}, scripts in {relative_ini.parent / 'migrations'})"
+        )
+
+    def test_the_build_uses_the_ini_directory_and_gives_the_current_one_back(
+        self, relative_ini: Path, monkeypatch: pytest.MonkeyPatch, scratch_db: URL
+    ) -> None:
+        elsewhere = relative_ini.parents[1] / "elsewhere"
+        monkeypatch.chdir(elsewhere)
+        assert build_into(scratch_db, AlembicSchema(relative_ini)) == {"items", "alembic_version"}
+        assert Path.cwd() == elsewhere
+
+
+class TestEnvPyHint:
+    """The hint that env.py connected elsewhere only for a connection that could not open."""
+
+    @pytest.mark.parametrize(
+        ("message", "hinted"),
+        [
+            ('connection failed: connection to server at "10.0.0.9", port 5432 failed', True),
+            ("could not connect to server: Connection refused", True),
+            ("consuming input failed: server closed the connection unexpectedly", False),
+            ("terminating connection due to administrator command", False),
+        ],
+    )
+    def test_only_opening_a_connection_suggests_another_server(
+        self, tmp_path: Path, message: str, hinted: bool
+    ) -> None:
+        import psycopg
+
+        hint = AlembicSchema(tmp_path / "alembic.ini").failure_hint(
+            psycopg.OperationalError(message)
+        )
+        assert ("env.py" in hint) is hinted
+
+    def test_other_errors_get_no_hint(self, tmp_path: Path) -> None:
+        error = ValueError("connection failed")
+        assert AlembicSchema(tmp_path / "alembic.ini").failure_hint(error) == ""
+
+
 class TestBuild:
     def test_alembic_history_is_applied_on_the_shared_connection(
         self, tmp_path: Path, scratch_db: URL

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from ci_kit.config import SETTINGS, load_config
+from ci_kit.config import load_config
 from ci_kit.dburl import render
 from ci_kit.errors import ConfigurationError, SeedSourceError
 from ci_kit.plan import RunReport
@@ -24,12 +24,7 @@ from tests.helpers.server import database_names
 ROOT = Path("/project")
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each inner run says exactly where its server is and what it seeds."""
-    for setting in SETTINGS:
-        if setting.env:
-            monkeypatch.delenv(setting.env, raising=False)
+pytestmark = pytest.mark.usefixtures("no_ambient_configuration")
 
 
 @pytest.fixture

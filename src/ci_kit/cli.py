@@ -154,13 +154,16 @@ def _clean_summary(verdicts: Sequence[Verdict], where: str, *, dry_run: bool) ->
 
 
 def run_pytest(pytest_args: Sequence[str]) -> NoReturn:
-    """Become ``python -m pytest -p ci_kit.requested ARGS``.
+    """Become ``python -m pytest -p ci_kit.requested ARGS`` (and ``-p ci_kit.plugin``
+    when ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` keeps pytest from loading it).
 
     The process is replaced rather than pytest run in it: pytest must import the
     plugin itself (to rewrite its asserts, and to find the root and configuration
     its own way), and signals then reach pytest directly.
     """
-    argv = [sys.executable, "-m", "pytest", "-p", REQUESTED_PLUGIN, *pytest_args]
+    # Without autoload pytest loads no entry point: the plugin itself is named too.
+    plugin = ["-p", "ci_kit.plugin"] if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") else []
+    argv = [sys.executable, "-m", "pytest", "-p", REQUESTED_PLUGIN, *plugin, *pytest_args]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, argv)  # noqa: S606 (an argument list, no shell)

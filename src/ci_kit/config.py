@@ -212,6 +212,8 @@ class KitConfig:
     embedded_binaries: BinariesSource = "auto"
     pg_bin_dir: Path | None = None
     url_env: str | None = None
+    url_driver: str | None = None
+    """The scheme and driver the URL was written with (``postgresql``): ``url-env``'s."""
     alembic_logging: AlembicLogging = "quiet"
     seed: str | None = None
     seed_files: tuple[str, ...] = ()
@@ -243,6 +245,11 @@ def read_pyproject_table(root: Path) -> Mapping[str, object] | None:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ConfigurationError(f"{path} is not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(
+            f"{path} is not valid TOML: byte {error.start} is not UTF-8 (TOML files are "
+            "UTF-8; re-save it as UTF-8)"
+        ) from None
     tool = document.get("tool", {})
     table = tool.get("ci-kit") if isinstance(tool, dict) else None
     if table is None:
@@ -304,9 +311,10 @@ def load_config(
         if value is not None:
             values[setting.key] = value
 
-    from ci_kit.dburl import parse_database_url
+    from ci_kit.dburl import configured_drivername, parse_database_url
 
     url = parse_database_url(str(values["url"])) if "url" in values else None
+    url_driver = configured_drivername(str(values["url"])) if url is not None else None
     base_name = str(values.get("base-name") or (url.database if url else DEFAULT_BASE_NAME))
     server = cast(ServerMode, values.get("server", "auto"))
     if server == "external" and url is None:
@@ -328,6 +336,7 @@ def load_config(
         embedded_binaries=cast(BinariesSource, values.get("embedded-binaries", "auto")),
         pg_bin_dir=_resolve_path(root, str(pg_bin_dir)) if pg_bin_dir else None,
         url_env=cast(str | None, values.get("url-env")),
+        url_driver=url_driver,
         alembic_logging=cast(AlembicLogging, values.get("alembic-logging", "quiet")),
         seed=cast(str | None, values.get("seed")),
         seed_files=_split_list(cast(str, values.get("seed-files", ""))),
@@ -368,6 +377,8 @@ def _from_file(
     for a list setting (taken as the environment and the flag give it: commas)."""
     if setting.is_flag and isinstance(raw, bool):
         return raw
+    if setting.is_flag and isinstance(raw, int):  # reuse = 1: as "1" is, anywhere else
+        return parse(str(raw), where)
     if setting.is_list and isinstance(raw, list):
         if not all(isinstance(item, str) and "," not in item for item in raw):
             raise ConfigurationError(
@@ -394,6 +405,11 @@ def _parse_bool(raw: str, where: str) -> bool:
 
 def _parse_text(setting: Setting) -> Callable[[str, str], str]:
     def parse(raw: str, where: str) -> str:
+        if not raw.strip() and not setting.is_list:
+            # Written on purpose, so not "use the default": that is leaving it out.
+            raise ConfigurationError(
+                f"{where} is empty: give a value, or leave it out for the default"
+            )
         if setting.choices and raw not in setting.choices:
             raise ConfigurationError(
                 f"{where} must be one of {', '.join(setting.choices)}, not {raw!r}"

@@ -14,12 +14,14 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
 from ci_kit.dburl import mask, redact
 from ci_kit.errors import (
     AuthenticationFailed,
     CiKitError,
     ConnectionRefused,
+    DatabaseMissing,
     InvalidDatabaseUrl,
     ServerUnreachable,
     first_line,
@@ -32,8 +34,14 @@ def connect(url: URL) -> psycopg.Connection[Any]:
     """An autocommit psycopg connection, with failures turned into one-line errors.
 
     The kit's connect timeout is a default: a ``connect_timeout`` in the URL wins.
+    The client encoding is always UTF8, whatever ``PGCLIENTENCODING`` or the URL say:
+    the kit's statements carry names and marks in any script.
     """
-    kwargs = {"connect_timeout": _CONNECT_TIMEOUT_SECONDS, **connect_kwargs(url)}
+    kwargs = {
+        "connect_timeout": _CONNECT_TIMEOUT_SECONDS,
+        **connect_kwargs(url),
+        "client_encoding": "UTF8",
+    }
     try:
         return psycopg.connect(**kwargs, autocommit=True)
     except psycopg.ProgrammingError as error:  # refused before connecting: a bad value
@@ -67,7 +75,7 @@ def explain_connect_error(error: psycopg.Error, url: URL) -> CiKitError:
             "has none: put it in the URL (postgresql://role:PASSWORD@host/db) or set PGPASSWORD"
         )
     if "database" in message and "does not exist" in message:
-        return InvalidDatabaseUrl(
+        return DatabaseMissing(
             f"database {url.database!r} does not exist at {where}; the kit connects to it "
             "for administration: set [tool.ci-kit] maintenance-db to one that exists"
         )
@@ -78,7 +86,39 @@ def explain_connect_error(error: psycopg.Error, url: URL) -> CiKitError:
             f"cannot reach PostgreSQL at {where}: {detail}; is the server running, and are "
             "the host and port right? (leave the URL unset to use the embedded server)"
         )
+    if any(sign in message for sign in _NO_SLOT_LEFT):
+        return ConnectionRefused(
+            f"the server at {where} has no connection left for role {url.username!r}: "
+            f"{detail}; raise the limit (the role's or the database's CONNECTION LIMIT, "
+            "max_connections) or run fewer xdist workers"
+        )
     return ConnectionRefused(f"the server at {where} refused the connection: {detail}")
+
+
+# The server's words for a connection limit: the role's or database's CONNECTION
+# LIMIT, max_connections, and the slots reserved for superusers and privileged roles.
+_NO_SLOT_LEFT = (
+    "too many connections",
+    "too many clients",
+    "remaining connection slots are reserved",
+)
+
+
+def driver_error_line(error: BaseException, url: URL) -> str | None:
+    """One line for a driver error met on a connection to ``url``; None for any other error.
+
+    For the fixtures, whose connections SQLAlchemy opens: they fail with this line
+    instead of a traceback whose psycopg frames hold the connection string, password
+    and all. A connection-time failure is explained as :func:`connect` explains it.
+    """
+    driver = error.orig if isinstance(error, DBAPIError) else error
+    if not isinstance(driver, psycopg.Error):
+        return None
+    if isinstance(driver, psycopg.OperationalError):
+        return str(explain_connect_error(driver, url))
+    return f"the database {mask(url)} answered {type(driver).__name__}: " + redact(
+        server_message(str(driver)), url
+    )
 
 
 # libpq's words when nothing answered, as opposed to a server that answered "no".

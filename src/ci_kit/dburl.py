@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlencode
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -28,6 +28,7 @@ _HASH_LENGTH = 8
 _SERIAL_WORKER_IDS = frozenset({"", "master"})
 _MASK = "***"
 _CONNINFO_ESCAPE = re.compile(r"([\\'])")
+_WORD = re.compile(r"\w")
 
 SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 """Query parameters whose values are secrets, as libpq names them."""
@@ -37,23 +38,33 @@ def parse_database_url(raw: str | URL) -> URL:
     """Validate a PostgreSQL URL and normalise its driver to psycopg 3.
 
     Raises :class:`InvalidDatabaseUrl` with one line naming the problem; the message
-    never contains the password.
+    never contains the password. Whitespace around a URL given as text (a CI secret
+    pasted with its newline) is dropped: no URL ends in raw whitespace, and kept it
+    would end up in the names of the databases the kit creates.
     """
     try:
-        url = make_url(raw)
+        url = make_url(raw.strip() if isinstance(raw, str) else raw)
     except ArgumentError:
         raise InvalidDatabaseUrl(
             "the database URL could not be parsed; expected "
             "postgresql://user:password@host:port/dbname_test"
         ) from None
     except ValueError:  # SQLAlchemy's int() of the port; the URL is not shown, it is unparsed
-        raise InvalidDatabaseUrl(
-            "the port in the database URL is not a number; expected "
-            "postgresql://user:password@host:5432/dbname_test"
-        ) from None
+        raise InvalidDatabaseUrl(_unparsed_port(str(raw))) from None
     if url.get_backend_name() not in ("postgresql", "postgres"):
         raise InvalidDatabaseUrl(
             f"{mask(url)} is not a PostgreSQL URL; the kit needs postgresql://..."
+        )
+    if url.host is not None and "@" in url.host:
+        # ``user:p@ss@host``: the password's own '@' ended it early. Its rest is in the
+        # host now, so no part of this URL is shown.
+        raise InvalidDatabaseUrl(
+            "the host in the database URL contains '@': " + _PERCENT_ENCODE_HINT
+        )
+    if _names_several_hosts(url):
+        raise InvalidDatabaseUrl(
+            f"{mask(url)} names several hosts; the kit creates and drops databases on one "
+            "server: name its primary alone (one host, one port)"
         )
     if not url.database:
         raise InvalidDatabaseUrl(
@@ -61,6 +72,64 @@ def parse_database_url(raw: str | URL) -> URL:
             "e.g. postgresql://user@host/app_test"
         )
     return url.set(drivername=DRIVERNAME)
+
+
+_PERCENT_ENCODE_HINT = (
+    "an '@', ':' or '/' in the password or user name must be percent-encoded "
+    "(@ as %40, : as %3A, / as %2F)"
+)
+
+
+def _unparsed_port(raw: str) -> str:
+    """Why SQLAlchemy found no port number: several hosts, or a password's unencoded '@'."""
+    authority = raw.partition("://")[2].partition("/")[0]
+    if "," in authority.rpartition("@")[2]:
+        return (
+            "the database URL names several hosts (libpq's host1:port1,host2:port2); the kit "
+            "creates and drops databases on one server: name its primary alone"
+        )
+    return (
+        "the port in the database URL is not a number; expected "
+        f"postgresql://user:password@host:5432/dbname_test; {_PERCENT_ENCODE_HINT}"
+    )
+
+
+def _names_several_hosts(url: URL) -> bool:
+    """libpq's multi-host forms: a repeated ``?host=`` or ``?port=``, or a comma list."""
+    return any(
+        len(_values(url.query[key])) > 1 or any("," in value for value in _values(url.query[key]))
+        for key in ("host", "hostaddr", "port")
+        if key in url.query
+    ) or "," in (url.host or "")
+
+
+def configured_drivername(raw: str | URL) -> str:
+    """The scheme and driver a URL was written with, before :func:`parse_database_url`.
+
+    ``url-env`` hands applications their database in the form they configured it:
+    a raw libpq client cannot read ``postgresql+psycopg://``.
+    """
+    return (make_url(raw.strip()) if isinstance(raw, str) else raw).drivername
+
+
+def environment_url(url: URL, drivername: str) -> str:
+    """``url`` rendered for an application's ``url-env``, in its configured scheme and driver.
+
+    Every part is percent-encoded strictly (a space as ``%20``, ``+`` as ``%2B``):
+    SQLAlchemy's own rendering keeps spaces raw and writes ``+`` for a space in the
+    query, which libpq refuses or reads as a plus. Both parsers read this form back
+    exactly, so psycopg, libpq, asyncpg and SQLAlchemy clients all connect with it.
+    """
+    userinfo = ""
+    if url.username is not None:
+        password = "" if url.password is None else ":" + quote(url.password, safe="")
+        userinfo = f"{quote(url.username, safe='')}{password}@"
+    host = f"[{url.host}]" if url.host and ":" in url.host else (url.host or "")
+    port = "" if url.port is None else f":{url.port}"
+    pairs = [(key, value) for key in sorted(url.query) for value in _values(url.query[key])]
+    query = urlencode(pairs, safe="", quote_via=quote)
+    database = quote(url.database or "", safe="")
+    return f"{drivername}://{userinfo}{host}{port}/{database}" + (f"?{query}" if query else "")
 
 
 def render(url: URL) -> str:
@@ -87,11 +156,27 @@ def redact(text: str, url: URL) -> str:
     """Replace each of the URL's secrets in free text, in any of its forms, by ``***``.
 
     Error messages from drivers and subprocesses are passed through this before
-    they are shown, in case they quote a connection string.
+    they are shown, in case they quote a connection string. A secret is replaced
+    where it stands as a value of its own, not inside a longer word: a password
+    ``test`` must not turn database ``app_test_gw1`` into ``app_***_gw1``. A
+    password is delimited wherever it is written (``:pw@``, ``password=pw ``,
+    ``'pw'``), so this hides every real occurrence.
     """
-    for form in sorted(secret_forms(url), key=len, reverse=True):
-        text = text.replace(form, _MASK)
-    return text
+    pattern = _secrets_pattern(secret_forms(url))
+    return text if pattern is None else pattern.sub(_MASK, text)
+
+
+def _secrets_pattern(forms: set[str]) -> re.Pattern[str] | None:
+    """One alternation, longest form first, each not glued to a word character."""
+    if not forms:
+        return None
+    alternatives = (
+        (r"(?<!\w)" if _WORD.match(form[0]) else "")
+        + re.escape(form)
+        + (r"(?!\w)" if _WORD.match(form[-1]) else "")
+        for form in sorted(forms, key=lambda form: (-len(form), form))
+    )
+    return re.compile("|".join(alternatives))
 
 
 def url_secrets(url: URL) -> tuple[str, ...]:
@@ -197,12 +282,46 @@ def check_test_name(base: str, *, allow_any_name: bool) -> None:
     """
     if not base or "\x00" in base:
         raise UnsafeDatabaseName("the base database name is empty or contains a NUL byte")
-    if allow_any_name or "test" in base.lower():
+    try:
+        size = _byte_length(base)
+    except UnicodeEncodeError:  # an environment variable's undecodable bytes
+        raise UnsafeDatabaseName("the base database name is not valid UTF-8 text") from None
+    if size > MAX_IDENTIFIER_BYTES:
+        raise UnsafeDatabaseName(
+            f"base database name {base!r} is {size} bytes; PostgreSQL names "
+            f"hold {MAX_IDENTIFIER_BYTES}: shorten it"
+        )
+    if allow_any_name:
+        return
+    if "test" in base.lower():
+        _check_test_survives(base)
         return
     raise UnsafeDatabaseName(
         f"refusing base database name {base!r}: it does not contain 'test'; "
         "use a name like 'app_test', or pass --ci-kit-allow-any-name if you are sure"
     )
+
+
+def _check_test_survives(base: str) -> None:
+    """Every name derived from a long base is shortened to fit: ``test`` must stay in each.
+
+    A name that lost it would be dropped and recreated by a kit that promised to
+    touch only test databases. The longest suffixes a run gives are tried.
+    """
+    worker = worker_database_name(base, "gw99")
+    derived = (
+        worker,
+        template_database_name(base, "0" * 12),
+        fresh_database_name(worker, 9999),
+        worker_database_name(run_base_name(base, "0" * 12), "gw99"),
+    )
+    for name in derived:
+        if "test" not in name.lower():
+            raise UnsafeDatabaseName(
+                f"base database name {base!r} is too long: the kit shortens the names it "
+                f"derives to {MAX_IDENTIFIER_BYTES} bytes and {name!r} would lose 'test'; "
+                "shorten it, or put 'test' near its start"
+            )
 
 
 def advisory_lock_key(purpose: str) -> int:

@@ -15,6 +15,10 @@ class InvalidDatabaseUrl(CiKitError):
     """The URL is not a PostgreSQL URL, or lacks a part the kit needs."""
 
 
+class DatabaseMissing(InvalidDatabaseUrl):
+    """The database a connection names does not exist: never created, or dropped since."""
+
+
 class UnsafeDatabaseName(CiKitError):
     """A database name the kit refuses to create or drop."""
 
@@ -41,6 +45,26 @@ class ForeignDatabase(CiKitError):
 
 class DatabaseInUse(CiKitError):
     """Another session holds a database the kit must clone from or drop."""
+
+
+class RunLockLost(CiKitError):
+    """The server ended the run's lock session: its databases are no longer protected."""
+
+
+class DiskFull(CiKitError):
+    """The server ran out of disk space creating or copying a database."""
+
+
+class ReadOnlyServer(CiKitError):
+    """The server takes no writes: a standby, or a read-only default for the role."""
+
+
+class UnencodableName(CiKitError):
+    """A database name the server (or the client encoding) cannot represent."""
+
+
+class ServerRefused(CiKitError):
+    """The server failed one of the kit's statements for a reason no other type names."""
 
 
 class SchemaSourceError(CiKitError):
@@ -73,6 +97,13 @@ class EmbeddedServerFailed(CiKitError):
 
 class ConfigurationError(CiKitError):
     """A ``[tool.ci-kit]`` value, environment variable or option is invalid."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while the kit prepared a run; the message says what was undone.
+
+    Still a KeyboardInterrupt, so whatever unwinds on one unwinds on it.
+    """
 
 
 def first_line(error: BaseException) -> str:

@@ -10,6 +10,7 @@ inside the fixtures, when a test first asks for a database.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, cast
 
 import pytest
@@ -39,13 +40,9 @@ def db_url(request: pytest.FixtureRequest) -> URL:
     Checked once per process to carry this run's mark: every other database
     fixture reaches the server through this URL.
     """
-    from ci_kit.errors import CiKitError
-
     databases = _databases(request)
-    try:
+    with _failing_in_one_line(databases):
         databases.check_ours(databases.url)
-    except CiKitError as error:
-        pytest.fail(f"ci-kit: {error}", pytrace=False)
     return databases.url
 
 
@@ -66,12 +63,14 @@ def db_connection(request: pytest.FixtureRequest, db_engine: Engine) -> Iterator
     from ci_kit import isolation
 
     mode = isolation_of(request)
-    if mode == "rollback":
-        yield from isolation.rolled_back(db_engine)
-    elif mode == "truncate":
-        yield from isolation.truncated(request.config.stash, db_engine)
-    else:
-        yield from isolation.fresh(_databases(request))
+    databases = _databases(request)
+    with _failing_in_one_line(databases):
+        if mode == "rollback":
+            yield from isolation.rolled_back(db_engine)
+        elif mode == "truncate":
+            yield from isolation.truncated(request.config.stash, db_engine)
+        else:
+            yield from isolation.fresh(databases)
 
 
 @pytest.fixture
@@ -98,6 +97,32 @@ def isolation_of(request: pytest.FixtureRequest) -> Isolation:
             f"{', '.join(ISOLATIONS)}, not {mode!r}"
         )
     return cast(Isolation, mode)
+
+
+@contextmanager
+def _failing_in_one_line(databases: WorkerDatabases) -> Iterator[None]:
+    """The kit's errors and the driver's, met while a fixture connects or cleans up, as one line.
+
+    pytest's traceback of a driver error shows psycopg's frames with their
+    arguments, the connection string and its password among them: the fixture fails
+    with the line alone. The error stays the failure's context, so the plugin can
+    tell one that every later test would share (:mod:`ci_kit.outage`).
+    """
+    from ci_kit.connecting import driver_error_line
+    from ci_kit.errors import CiKitError
+
+    try:
+        yield
+    except Exception as error:
+        if isinstance(error, CiKitError):
+            line: str | None = str(error)
+        else:
+            line = driver_error_line(error, databases.url)
+        if line is None:
+            raise
+        # ``from None``: pytest would print the suppressed chain's messages; the
+        # error stays the failure's ``__context__`` for the plugin to judge.
+        raise pytest.fail.Exception(f"ci-kit: {line}", pytrace=False) from None
 
 
 def _databases(request: pytest.FixtureRequest) -> WorkerDatabases:

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from ci_kit.dburl import render
+from ci_kit.dburl import environment_url
 
 if TYPE_CHECKING:
     from ci_kit.workers import WorkerDatabases
@@ -56,7 +56,9 @@ def fresh(databases: WorkerDatabases) -> Iterator[Connection]:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with (
-            environment_variable(databases.plan.url_env, render(url)),
+            environment_variable(
+                databases.plan.url_env, environment_url(url, databases.plan.url_driver)
+            ),
             engine.connect() as connection,
         ):
             yield connection

@@ -5,21 +5,25 @@ crashed run leaves databases behind, and the next run must take them without
 ever touching a live run's or a person's. That judgement is policy, kept here in
 one place apart from the DDL that carries it out (:mod:`ci_kit.admin`): a database
 is judged by its mark and by whether the run named in it still holds its run
-lock, never by its name. Like pytest-postgresql's janitor it imports no pytest:
+lock (in whatever database that run took it: :mod:`ci_kit.admin` looks in all),
+never by its name. Like pytest-postgresql's janitor it imports no pytest:
 a run's preparation and end (:mod:`ci_kit.lifecycle`) and ``python -m ci_kit
 clean`` call the same functions.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from ci_kit.admin import Admin, Mark, template_build_lock, template_use_lock
-from ci_kit.errors import DatabaseInUse, ForeignDatabase, PermissionDenied
+from ci_kit.errors import CiKitError, DatabaseInUse, ForeignDatabase, PermissionDenied
 
 _SWEEP_LOCK = "ci-kit:sweep"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ def _judge(
         if mark is None or not in_scope(name, mark):
             continue
         with _claim(admin, name, mark) as kept:
+            if kept is None:  # another role's: asked, not tried, so a dry run says it too
+                kept = admin.drop_refusal(name)
             if kept is None and not dry_run:
                 try:
                     # The mark must be the one judged: a live run may have re-cloned it since.
@@ -114,12 +120,22 @@ def _claim(admin: Admin, name: str, mark: Mark) -> Iterator[str | None]:
 
 
 def drop_run_databases(admin: Admin, run_id: str) -> list[str]:
-    """Drop every worker and fresh database this run created, including a dead worker's."""
+    """Drop every worker and fresh database this run created, including a dead worker's.
+
+    One the server will not drop now (a session the role may not end is on it) is
+    a warning line, and the others still go: the next run's sweep takes it.
+    """
     names = [
         name
         for name, mark in admin.marks().items()
         if mark is not None and mark.run == run_id and mark.kind != "template"
     ]
+    dropped: list[str] = []
     for name in names:
-        admin.drop(name, allowed=lambda m: m.run == run_id and m.kind != "template")
-    return names
+        try:
+            admin.drop(name, allowed=lambda m: m.run == run_id and m.kind != "template")
+        except CiKitError as error:
+            logger.warning("kept %s: %s; the next run's sweep drops it", name, error)
+            continue
+        dropped.append(name)
+    return dropped

@@ -13,23 +13,38 @@ import logging
 import time
 import uuid
 from contextlib import ExitStack
+from typing import Any
 
-from sqlalchemy import create_engine
+import psycopg
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from ci_kit import janitor, outage
-from ci_kit.admin import Admin, Mark, base_lock, check_free, clone, ensure_template, run_lock
+from ci_kit.admin import (
+    Admin,
+    Mark,
+    base_lock,
+    check_free,
+    clone,
+    configure_session,
+    ensure_template,
+    run_lock,
+)
 from ci_kit.config import KitConfig
 from ci_kit.dburl import (
+    DRIVERNAME,
     check_test_name,
-    render,
+    environment_url,
+    redact,
     run_base_name,
     template_database_name,
     worker_database_name,
 )
+from ci_kit.errors import CiKitError, Interrupted, first_line
 from ci_kit.plan import RunPlan, RunReport
 from ci_kit.postgres import EmbeddedPostgres, start_server
+from ci_kit.postgres.interrupts import taken_as_interrupt
 from ci_kit.schema import (
     SchemaSource,
     Seed,
@@ -53,23 +68,64 @@ class PreparedRun:
         self.report = report
         self._admin = admin
         self._embedded = embedded
+        self._loss_told = False
+
+    def lost_lock_line(self) -> str | None:
+        """The run's one line once the server has ended its lock session, else None.
+
+        Without that session the run's advisory locks are gone: another run would
+        take its databases for a crashed run's and drop them under its tests. Cheap
+        (no round trip while the session lives), so the plugin asks after every
+        test. A server that went away is :mod:`ci_kit.outage`'s to tell.
+        """
+        reason = self._admin.lost()
+        if reason is None or outage.server_is_gone(self.plan.server_url):
+            return None
+        self._loss_told = True
+        return (
+            f"ci-kit: the server ended this run's lock session "
+            f"({redact(reason, self.plan.server_url)}); stopping: without its locks another "
+            "run could take this run's databases for a crashed run's"
+        )
 
     def close(self) -> list[str]:
         """Drop this run's databases, release its locks, stop an ephemeral server.
 
         A server that went away during the run took the databases with it (or the
         next run's sweep takes them): nothing is left to drop, and nothing to say
-        beyond the line the run already printed.
+        beyond the line the run already printed. A lock session the server ended
+        is replaced by a new connection to drop them; a cleanup that still cannot
+        finish is a warning line, and the run's outcome stays its tests'.
         """
         try:
-            dropped: list[str] = []
-            with outage.tolerated(self.plan.server_url):
-                dropped = janitor.drop_run_databases(self._admin, self.plan.run_id)
-            return dropped  # noqa: RET504 - the block above may end early: a lost server
+            return self._drop_databases()
         finally:
             self._admin.close()
             if self._embedded is not None:
                 self._embedded.stop()
+
+    def _drop_databases(self) -> list[str]:
+        url = self.plan.server_url
+        try:
+            with outage.tolerated(url):
+                reason = self._admin.lost()
+                if reason is not None and not self._loss_told:
+                    logger.warning(
+                        "the server ended this run's lock session during the run (%s): "
+                        "its databases were not protected from other runs' sweeps",
+                        redact(reason, url),
+                    )
+                admin = self._admin if reason is None else Admin(url)
+                try:
+                    return janitor.drop_run_databases(admin, self.plan.run_id)
+                finally:
+                    admin.close()
+        except (CiKitError, psycopg.Error) as error:
+            logger.warning(
+                "could not drop this run's test databases (%s); the next run's sweep drops them",
+                redact(first_line(error), url),
+            )
+        return []
 
 
 def prepare_run(config: KitConfig, *, workers: int = 0) -> PreparedRun:
@@ -88,7 +144,8 @@ def prepare_run(config: KitConfig, *, workers: int = 0) -> PreparedRun:
     started = time.perf_counter()
     embedded, server_url, server_text = start_server(config)
     server_seconds = time.perf_counter() - started
-    with ExitStack() as undo:  # whatever fails or interrupts, unwound in reverse
+    # A CI timeout's SIGTERM unwinds the preparation as Ctrl-C does, server or not.
+    with taken_as_interrupt(), ExitStack() as undo:  # whatever fails, unwound in reverse
         if embedded is not None:
             undo.callback(embedded.stop)
         admin = Admin(server_url)
@@ -121,13 +178,16 @@ def _prepare(
         config.base_name, fingerprint(source, server_major=major, seed=seed)
     )
     swept = janitor.sweep(admin, run_id=run_id, base=config.base_name, keep_template=template)
+    # url-env names each database as the user wrote the URL (a raw libpq client reads
+    # postgresql://); an embedded server's is the kit's own psycopg 3 URL.
+    url_driver = DRIVERNAME if embedded is not None else config.url_driver or DRIVERNAME
     started = time.perf_counter()
     built = ensure_template(
         admin,
         template,
         base=config.base_name,
         run_id=run_id,
-        build=lambda url: _build_template(url, source, seed, config.url_env),
+        build=lambda url: _build_template(url, source, seed, config.url_env, url_driver),
     )
     plan = RunPlan.for_server(
         admin.server_url,
@@ -137,6 +197,7 @@ def _prepare(
         isolation=config.isolation,
         settings=dict(config.database_settings),
         url_env=config.url_env,
+        url_driver=url_driver,
     )
     report = RunReport(
         server=server_text,
@@ -171,16 +232,35 @@ def _rehearse(admin: Admin, plan: RunPlan, workers: int) -> None:
     admin.drop(trial, allowed=lambda existing: existing.run == plan.run_id)
 
 
-def _build_template(url: URL, source: SchemaSource, seed: Seed | None, url_env: str | None) -> None:
+def _build_template(
+    url: URL, source: SchemaSource, seed: Seed | None, url_env: str | None, url_driver: str
+) -> None:
     seeded = f", seeded by {seed.target}" if seed is not None else ""
     logger.info("building template %s from %s%s", url.database, source.describe(), seeded)
     # NullPool: no pooled connection may outlive the build, or cloning would wait
     # for it and then fail ("source database is being accessed by other users").
     engine = create_engine(url, poolclass=NullPool)
+    event.listen(engine, "connect", _configure_build_session)
     try:
         # Code run by the build that reads the application's URL (an env.py that
         # imports the app's settings) sees the template, never the developer's database.
-        with environment_variable(url_env, render(url)), engine.connect() as connection:
+        with (
+            environment_variable(url_env, environment_url(url, url_driver)),
+            engine.connect() as connection,
+        ):
             build_schema(source, connection, seed=seed)
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, Interrupted):
+            raise
+        # ensure_template drops the half-built template on the way out.
+        raise Interrupted(
+            f"interrupted ({str(interrupt) or 'SIGINT'}) while building template "
+            f"{url.database}; the half-built template is not kept, no test ran"
+        ) from None
     finally:
         engine.dispose()
+
+
+def _configure_build_session(dbapi_connection: Any, _record: Any) -> None:
+    """The build is the kit's session too: no role's timeout or read-only default cuts it."""
+    configure_session(dbapi_connection)

@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
+from ci_kit.dburl import DRIVERNAME
+
 
 @dataclass(frozen=True)
 class RunPlan:
@@ -31,6 +33,8 @@ class RunPlan:
     isolation: str
     settings: Mapping[str, str] = field(default_factory=dict)
     url_env: str | None = None
+    url_driver: str = DRIVERNAME
+    """The scheme and driver ``url-env`` is rendered in: the configured URL's."""
 
     @property
     def server_url(self) -> URL:

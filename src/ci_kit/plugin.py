@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -53,6 +53,7 @@ from ci_kit.phases import (
     start_up_summary,
 )
 from ci_kit.phases import record as record_phase
+from ci_kit.project import check_table_is_read
 from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ def pytest_load_initial_conftests(
         if _only_informs(config):
             return
         table = read_pyproject_table(config.rootpath)
+        check_table_is_read(config.rootpath, config.inipath, _start_paths(config))
         ini, cli = _ini_values(config), _cli_values(config)
         if not _requested(config) and not is_enabled(table, os.environ, cli, ini=ini):
             return
@@ -105,6 +107,23 @@ def pytest_load_initial_conftests(
             _open_databases(config, plan, None)
     except CiKitError as error:
         raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
+    except KeyboardInterrupt as interrupt:
+        _stop_interrupted(interrupt)
+
+
+def _stop_interrupted(interrupt: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C or SIGTERM while the kit prepares: one line, and pytest's exit code for it.
+
+    pytest reports an interrupt itself only once its session has begun; before,
+    it would be a traceback through the kit's and the user's frames.
+    """
+    from ci_kit.errors import Interrupted
+
+    said = str(interrupt) if isinstance(interrupt, Interrupted) else ""
+    line = said or f"interrupted ({str(interrupt) or 'SIGINT'}) while preparing the run"
+    sys.stderr.write(f"ERROR: ci-kit: {line}\n")
+    sys.stderr.flush()
+    raise SystemExit(pytest.ExitCode.INTERRUPTED)
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)  # xdist's hook: xdist may be absent
@@ -125,21 +144,39 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """A test failing because the server went away is one line, and the last test run.
+    """No password in a failure's report; a failure every later test would share ends the run.
 
-    Cheap for every other report: only a failure in a process with a kit database
-    is looked at, and only a lost connection makes the kit ask the server.
+    Such a failure (the server went away, refuses the kit's role, lost the database)
+    is one line and the last test run. Cheap for every other report: only a failure
+    in a process with a kit database is looked at, and only a lost or refused
+    connection makes the kit ask the server.
     """
     report = yield
-    if report.failed and call.excinfo is not None:
-        databases = item.config.stash.get(DATABASES_KEY, None)
-        if databases is not None:
-            from ci_kit.outage import lost_server_line
+    databases = item.config.stash.get(DATABASES_KEY, None)
+    if report.failed and databases is not None:
+        from ci_kit.outage import stopping_line
+        from ci_kit.redaction import redact_report
 
-            line = lost_server_line(call.excinfo.value, databases.plan.server_url)
-            if line is not None:
-                report.longrepr = line
-                item.session.shouldfail = line
+        server_url = databases.plan.server_url
+        line = None
+        if call.excinfo is not None:
+            line = stopping_line(call.excinfo.value, server_url, databases.url)
+        if line is not None:
+            report.longrepr = line
+            item.session.shouldfail = line
+        redact_report(report, server_url)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """A module that fails to import (an application connecting at import) shows no password."""
+    report = yield
+    databases = collector.config.stash.get(DATABASES_KEY, None)
+    if report.failed and databases is not None:
+        from ci_kit.redaction import redact_report
+
+        redact_report(report, databases.plan.server_url)
     return report
 
 
@@ -157,7 +194,28 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{ISOLATION_MARKER}(mode): per-test database isolation: 'rollback' (default), "
         "'truncate' (real commits, tables emptied after) or 'fresh' (a clone of its own)",
     )
+    _check_loaded_in_time(config)
     _check_xdist_agrees(config)
+
+
+def _check_loaded_in_time(config: pytest.Config) -> None:
+    """Stop a run the kit should prepare but whose plugin came too late to do it.
+
+    With ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``, a ``pytest_plugins = ["ci_kit.plugin"]``
+    in a conftest loads the plugin while conftests are imported: after the moment it
+    prepares a run, so every test would fail with "not enabled".
+    """
+    if _STARTED_KEY in config.stash:  # pytest_load_initial_conftests ran: in time
+        return
+    cli = {setting.dest: config.getoption(setting.dest, None) for setting in SETTINGS}
+    table = read_pyproject_table(config.rootpath)
+    if not _requested(config) and not is_enabled(table, os.environ, cli, ini=_ini_values(config)):
+        return
+    raise pytest.UsageError(
+        "ci-kit: the plugin was loaded by a conftest.py (pytest_plugins), after the moment "
+        "it prepares a run, which is before any conftest is imported; with "
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD set, load it with -p ci_kit.plugin instead"
+    )
 
 
 def _check_xdist_agrees(config: pytest.Config) -> None:
@@ -277,7 +335,25 @@ def _prepare_run(config: pytest.Config, kit: KitConfig, *, workers: int) -> RunP
             log(f"dropped {len(dropped)} test database(s)")
 
     config.add_cleanup(close)
+    config.pluginmanager.register(_LockWatch(run.lost_lock_line), "ci-kit-lock-watch")
     return run.plan
+
+
+class _LockWatch:
+    """Stops the run, once, when the server has ended its lock session.
+
+    Without that session another run would sweep this run's databases as a crashed
+    run's. Asked after each test (its teardown report) by the process that holds
+    the locks: a serial run, or the xdist controller, which hears every worker's
+    reports; a loss after the last test is the cleanup's warning line.
+    """
+
+    def __init__(self, lost_line: Callable[[], str | None]) -> None:
+        self._lost_line = lost_line
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown" and (line := self._lost_line()) is not None:
+            pytest.exit(line, returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @contextlib.contextmanager
@@ -355,7 +431,10 @@ def _open_databases(config: pytest.Config, plan: RunPlan, worker_id: str | None)
     databases = WorkerDatabases(plan, worker_id)
 
     def close() -> None:
-        with phase(config.stash, "close"):
+        # A serial run's cleanup warnings are the run's own lines; a worker's reach
+        # its stderr, which xdist relays, through logging's last resort.
+        shown = contextlib.nullcontext() if worker_id else _lines_on_terminal(config)
+        with phase(config.stash, "close"), shown:
             databases.close()
 
     config.add_cleanup(close)
@@ -366,6 +445,13 @@ def _open_databases(config: pytest.Config, plan: RunPlan, worker_id: str | None)
         _point_url_env(config, plan, databases.name)
 
 
+def _lines_on_terminal(config: pytest.Config) -> contextlib.AbstractContextManager[None]:
+    """The kit's warnings as ``ci-kit: ...`` lines while the block runs."""
+    from ci_kit.logs import forwarded_to
+
+    return forwarded_to(_early_log(config), level=logging.WARNING)
+
+
 def _point_url_env(config: pytest.Config, plan: RunPlan, database: str) -> None:
     """Set ``url-env`` to ``database`` on the run's server until the run ends.
 
@@ -373,12 +459,12 @@ def _point_url_env(config: pytest.Config, plan: RunPlan, database: str) -> None:
     named, masked, in the run's header, and restored afterwards; the kit never
     connects to it.
     """
-    from ci_kit.dburl import render, with_database
+    from ci_kit.dburl import environment_url, with_database
 
     name = plan.url_env
     assert name is not None
     previous = os.environ.get(name)
-    url = render(with_database(plan.server_url, database))
+    url = environment_url(with_database(plan.server_url, database), plan.url_driver)
     set_for_the_run(config, name, url)
     if previous is not None and previous != url:
         config.stash[_NOTES_KEY] = [
@@ -402,6 +488,13 @@ def _masked(raw: str) -> str:
 def _option(config: pytest.Config, dest: str, default: Any = None) -> Any:
     """An option's value while conftests are not yet loaded: the kit's early parse."""
     return getattr(config.stash[_OPTIONS_KEY], dest, default)
+
+
+def _start_paths(config: pytest.Config) -> list[Path]:
+    """Where the run starts, as pytest's rootdir rule sees it: the test paths, else here."""
+    here = config.invocation_params.dir
+    given = [here / str(arg).partition("::")[0] for arg in _option(config, "file_or_dir") or []]
+    return [path for path in given if path.exists()] or [here]
 
 
 def _only_informs(config: pytest.Config) -> bool:

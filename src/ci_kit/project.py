@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import configparser
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
+
+from ci_kit.errors import ConfigurationError
 
 _CONFIG_FILES = (
     "pytest.toml",
@@ -64,3 +67,44 @@ def _holds_pytest_settings(path: Path) -> bool:
         return False
     section = "pytest" if path.suffix == ".ini" else "tool:pytest"
     return parser.has_section(section)
+
+
+def check_table_is_read(rootdir: Path, inipath: Path | None, starts: Iterable[Path]) -> None:
+    """Refuse a run whose nearest ``[tool.ci-kit]`` is not in the rootdir's pyproject.
+
+    From each place a run starts (its test paths, else the current directory), the
+    nearest ``pyproject.toml`` below the rootdir is the project's: one holding a
+    kit table there is what its author meant to configure the run with.
+    """
+    for start in starts:
+        table = _nearer_table(rootdir.resolve(), start.resolve())
+        if table is None:
+            continue
+        configuration = inipath or "no configuration file"
+        raise ConfigurationError(
+            f"[tool.ci-kit] in {table} is not read: pytest took {configuration} as its "
+            f"configuration (rootdir {rootdir}), and the kit reads [tool.ci-kit] from the "
+            f"rootdir's pyproject.toml only; give {table} a [tool.pytest.ini_options] table "
+            f"(or pass -c {table}) so that pytest takes it, or move the table to "
+            f"{rootdir / 'pyproject.toml'}"
+        )
+
+
+def _nearer_table(rootdir: Path, start: Path) -> Path | None:
+    here = start if start.is_dir() else start.parent
+    for directory in (here, *here.parents):
+        if directory == rootdir:
+            return None
+        path = directory / "pyproject.toml"
+        if path.is_file():
+            return path if _holds_kit_table(path) else None
+    return None
+
+
+def _holds_kit_table(path: Path) -> bool:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False  # not a configuration anyone reads
+    tool = document.get("tool")
+    return isinstance(tool, dict) and "ci-kit" in tool

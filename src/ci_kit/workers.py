@@ -13,17 +13,21 @@ for the template's build and the plan's hand-off without loading anything more.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 from sqlalchemy.engine import URL
 
 from ci_kit import outage
 from ci_kit.admin import Admin, Mark, MarkKind, clone
-from ci_kit.dburl import fresh_database_name, worker_database_name
-from ci_kit.errors import ForeignDatabase
+from ci_kit.dburl import fresh_database_name, redact, worker_database_name
+from ci_kit.errors import CiKitError, ForeignDatabase, RunLockLost, first_line
 from ci_kit.plan import RunPlan
+
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -52,6 +56,7 @@ class WorkerDatabases:
         self._admin = Admin(plan.server_url)
         self._created: list[str] = []
         self._fresh_count = 0
+        self._closed = False
 
     @property
     def url(self) -> URL:
@@ -85,22 +90,51 @@ class WorkerDatabases:
         name = url.database
         if name not in self._created:
             return
+        self._reconnect_if_lost()
         run_id = self.plan.run_id
         self._admin.drop(name, allowed=lambda mark: mark.run == run_id)
         self._created.remove(name)
 
     def close(self) -> None:
-        """Drop what is left of this process's databases and disconnect; idempotent."""
-        if self._admin.closed:
+        """Drop what is left of this process's databases and disconnect; idempotent.
+
+        What cannot be dropped is a warning line: the run's cleanup (the
+        controller's, or the next run's sweep) takes it.
+        """
+        if self._closed:
             return
+        self._closed = True
         try:
             with outage.tolerated(self.plan.server_url):
+                self._reconnect_if_lost()
                 for name in reversed(self._created):
                     self.drop(self._admin.url_of(name))
+        except (CiKitError, psycopg.Error) as error:
+            logger.warning(
+                "could not drop %s (%s); the run's cleanup or the next run's sweep drops it",
+                ", ".join(self._created),
+                redact(first_line(error), self.plan.server_url),
+            )
         finally:
             self._admin.close()
 
+    def _reconnect_if_lost(self) -> None:
+        """A session the server ended (``pg_terminate_backend``, a timeout) is replaced.
+
+        A process's own session holds no lock, so a new one loses nothing.
+        """
+        if self._admin.lost() is not None:
+            self._admin.close()
+            self._admin = Admin(self.plan.server_url)
+
     def _clone(self, name: str, kind: MarkKind) -> URL:
+        """Clone, unless the run lost its locks: its databases would not be protected."""
+        self._reconnect_if_lost()
+        if not self._admin.run_is_alive(self.plan.run_id):
+            raise RunLockLost(
+                f"run {self.plan.run_id} holds no lock on the server any more (its lock "
+                "session was ended, or the run is gone): no database is cloned for it"
+            )
         mark = Mark(kind, self.plan.run_id, self.plan.base_name)
         clone(self._admin, self.plan.template, name, mark, self.plan.settings)
         self._created.append(name)

@@ -67,3 +67,24 @@ def write_suite(pytester: pytest.Pytester, count: int = 6) -> Path:
 
 def seen(log: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+ALEMBIC_ENV = """
+from alembic import context
+
+context.configure(connection=context.config.attributes["connection"], target_metadata=None)
+with context.begin_transaction():
+    context.run_migrations()
+"""
+
+
+def write_alembic_project(pytester: pytest.Pytester, base: str, migration: str) -> None:
+    """An inner project whose schema is one Alembic revision, on the connection the kit hands."""
+    pytester.makefile(
+        ".toml", pyproject=f'[tool.ci-kit]\nbase-name = "{base}"\nschema = "alembic.ini"\n'
+    )
+    pytester.makefile(".ini", alembic="[alembic]\nscript_location = %(here)s/migrations\n")
+    versions = pytester.mkdir("migrations") / "versions"
+    versions.mkdir()
+    (pytester.path / "migrations" / "env.py").write_text(ALEMBIC_ENV)
+    (versions / "0001_only.py").write_text(migration)

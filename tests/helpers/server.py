@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL
 from ci_kit.admin import Admin, ensure_template, run_lock
 from ci_kit.connecting import connect_kwargs
 from ci_kit.dburl import with_database
+from tests.helpers.runs import wait_until
 
 TEST_PASSWORD = "p@ss:w/rd%20 #?+"
 
@@ -70,6 +71,33 @@ def as_superuser(statement: str) -> None:
         capture_output=True,
         timeout=60,
     )
+
+
+@contextlib.contextmanager
+def superuser_session_on(url: URL, name: str) -> Iterator[None]:
+    """A session the kit's role may not end (a superuser's ``psql``) on ``name`` for the block."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root and the local server's postgres user")
+    session = subprocess.Popen(
+        ["runuser", "-u", "postgres", "--", "psql", "-q", "-d", name, "-c", "SELECT pg_sleep(60)"]
+    )
+    try:
+        wait_until(lambda: "postgres" in sessions_on(url, name))
+        yield
+    finally:
+        as_superuser(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )
+        session.wait(timeout=60)
+
+
+def sessions_on(url: URL, name: str) -> list[str]:
+    """The roles of the sessions connected to database ``name``."""
+    with connect_to(url, "postgres") as conn:
+        rows = conn.execute(
+            "SELECT usename FROM pg_stat_activity WHERE datname = %s", (name,)
+        ).fetchall()
+    return [user for (user,) in rows]
 
 
 def database_names(url: URL, prefix: str) -> set[str]:

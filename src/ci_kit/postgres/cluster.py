@@ -179,12 +179,31 @@ class EmbeddedPostgres:
             self._give(data_dir)
             data_dir.chmod(0o700)
             self._initdb(data_dir)
+        else:
+            self._check_major(data_dir)
         socket_dir = data_dir
         if len(os.fsencode(data_dir)) > 80:  # a socket address holds ~100 bytes
             socket_dir = temp_root() / f"ci-kit-sock-{short_hash(str(data_dir))}"
             socket_dir.mkdir(mode=0o700, exist_ok=True)
             self._give(socket_dir)
         return self._launch(data_dir, socket_dir, data_dir / "server.log")
+
+    def _check_major(self, data_dir: Path) -> None:
+        """A kept cluster of another major version cannot start: say how to go on.
+
+        Not deleted for the user: besides templates (a cache) it may hold the
+        databases of ``python -m ci_kit server --database``.
+        """
+        made_by = (data_dir / "PG_VERSION").read_text().strip()
+        if made_by == str(self.binaries.major):
+            return
+        raise self._failed(
+            "reusing the kept server",
+            f"its data in {data_dir} was made by PostgreSQL {made_by}, which these "
+            f"binaries cannot run; delete it with 'python -m ci_kit server --stop' (its "
+            f"templates are rebuilt, databases made with --database are lost), or set "
+            f"pg-bin-dir to PostgreSQL {made_by}'s binaries",
+        )
 
     def _initdb(self, data: Path) -> None:
         initdb: list[str | Path] = [self.bin_dir / "initdb", "-D", data, "--auth=trust"]

@@ -1,4 +1,4 @@
-"""SIGTERM taken like Ctrl-C while this process owns an ephemeral server.
+"""SIGTERM taken like Ctrl-C while this process owns an ephemeral server, or prepares a run.
 
 SIGTERM (a CI job's timeout, ``timeout``, ``docker stop``) ends a Python process at
 once by default: no ``finally``, no atexit, and the postmaster, in its own session,
@@ -76,6 +76,21 @@ def release(owner: object) -> None:
         if signal.getsignal(number) == _GUARD.interrupt:  # not if someone replaced ours
             signal.signal(number, default)
     _GUARD.installed.clear()
+
+
+@contextmanager
+def taken_as_interrupt() -> Iterator[None]:
+    """SIGTERM is KeyboardInterrupt for the block, as SIGINT is: for work that must unwind.
+
+    A run preparing on an external server owns no cluster, yet a template half
+    built when a CI timeout's SIGTERM arrives must be dropped as on Ctrl-C.
+    """
+    owner = object()
+    hold(owner)
+    try:
+        yield
+    finally:
+        release(owner)
 
 
 @contextmanager

@@ -2,15 +2,23 @@
 
 Alembic is the user's dependency, not the kit's, so it is imported only when a
 project's schema is an ``alembic.ini``.
+
+Alembic resolves a relative ``script_location`` or ``version_locations`` (and an
+``env.py`` opens its relative files) against the current directory, which is
+wherever pytest was started. Every piece of Alembic work here runs with the ini's
+directory as the current one, so ``migrations`` means what ``%(here)s/migrations``
+means, as it does for ``alembic upgrade head`` run next to the ini.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging.config
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import chdir, contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +30,9 @@ _ELSEWHERE_HINT = (
     " (if your env.py builds its own engine from the application's settings, it ignored "
     "the kit's connection: use config.attributes['connection'], README: Alembic env.py)"
 )
+
+# libpq's words for a connection that could not be opened, as opposed to one lost.
+_OPENING_FAILED = ("connection failed", "could not connect", "could not translate host name")
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,12 @@ class AlembicSchema:
     quiet_logging: bool = True
 
     def describe(self) -> str:
-        return f"Alembic ({self.ini})"
+        """The ini and the script directory it resolves to: what a run is built from."""
+        try:
+            scripts = self._script_directory()
+        except SchemaSourceError:
+            return f"Alembic ({self.ini})"
+        return f"Alembic ({self.ini}, scripts in {scripts})"
 
     def fingerprint_parts(self) -> Iterator[bytes]:
         """Every file of the script directory: each migration and ``env.py``."""
@@ -57,7 +73,8 @@ class AlembicSchema:
         config.attributes["connection"] = connection
         url = connection.engine.url.render_as_string(hide_password=False)
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-        with _logging_kept_out() if self.quiet_logging else contextlib.nullcontext():
+        quiet = _logging_kept_out() if self.quiet_logging else contextlib.nullcontext()
+        with quiet, chdir(self.ini.parent):
             command.upgrade(config, "head")
 
     def verify(self, connection: Connection) -> None:
@@ -65,7 +82,8 @@ class AlembicSchema:
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
 
-        heads = set(ScriptDirectory.from_config(self._config()).get_heads())
+        with chdir(self.ini.parent):
+            heads = set(ScriptDirectory.from_config(self._config()).get_heads())
         current = set(MigrationContext.configure(connection).get_current_heads())
         connection.rollback()
         if current != heads:
@@ -78,9 +96,14 @@ class AlembicSchema:
             )
 
     def failure_hint(self, error: BaseException) -> str:
-        """A driver's "could not connect" is what an ``env.py`` aiming at another server raises."""
+        """A failure to open a connection is what an ``env.py`` aiming at another server raises.
+
+        Only opening one: the build's own connection is already open, so a lost
+        connection (a server stopped mid-build) is not a sign of another server.
+        """
         names = {cls.__name__ for cls in type(error).__mro__}
-        return _ELSEWHERE_HINT if "OperationalError" in names else ""
+        opening = any(sign in str(error) for sign in _OPENING_FAILED)
+        return _ELSEWHERE_HINT if "OperationalError" in names and opening else ""
 
     def _config(self) -> Any:
         try:
@@ -93,18 +116,36 @@ class AlembicSchema:
             ) from None
         return Config(str(self.ini))
 
-    def _files(self) -> list[Path]:
-        """Every file of the script directory and its version locations, sorted."""
+    def _script_directory(self) -> Path:
+        return self._directories[0]
+
+    @cached_property
+    def _directories(self) -> tuple[Path, ...]:
+        """The script directory, then its version locations, as absolute paths.
+
+        Once per source: Alembic prepends ``prepend_sys_path`` to ``sys.path`` on
+        every reading of the config.
+        """
         config = self._config()
         from alembic.script import ScriptDirectory
 
         try:
-            script = ScriptDirectory.from_config(config)
+            with chdir(self.ini.parent):
+                script = ScriptDirectory.from_config(config)
+                # Absolute as Alembic's %(here)s is: normalised, symbolic links kept;
+                # inside the block, as version_locations is resolved when read.
+                return tuple(
+                    Path(os.path.abspath(location))  # noqa: PTH100 - %(here)s keeps links
+                    for location in (script.dir, *script.version_locations)
+                )
         except Exception as error:
             raise SchemaSourceError(
                 f"Alembic config {self.ini} is not usable: {first_line(error)}"
             ) from error
-        directories = {Path(script.dir), *(Path(p) for p in script.version_locations)}
+
+    def _files(self) -> list[Path]:
+        """Every file of the script directory and its version locations, sorted."""
+        directories = set(self._directories)
         files = {path for directory in directories for path in _source_files(directory)}
         return sorted(files)
 

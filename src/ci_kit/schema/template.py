@@ -15,9 +15,18 @@ from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 
-from ci_kit.errors import CiKitError, MigrationFailed, SchemaSourceError, SeedFailed, first_line
+from ci_kit import outage
+from ci_kit.dburl import redact
+from ci_kit.errors import (
+    CiKitError,
+    MigrationFailed,
+    SchemaSourceError,
+    SeedFailed,
+    ServerUnreachable,
+    first_line,
+)
 from ci_kit.schema.alembic import AlembicSchema
 from ci_kit.schema.empty import EmptySchema
 from ci_kit.schema.metadata import MetadataSchema
@@ -71,12 +80,13 @@ def build_schema(source: SchemaSource, connection: Connection, *, seed: Seed | N
     check, and the kit commits its rows.
     """
     step = f"building the schema from {source.describe()}"
-    with _reported(MigrationFailed, step, hint=source.failure_hint):
+    url = connection.engine.url
+    with _reported(MigrationFailed, step, url, hint=source.failure_hint):
         source.build(connection)
         connection.commit()
     source.verify(connection)
     if seed is not None:
-        with _reported(SeedFailed, f"seeding the template with {seed.target}"):
+        with _reported(SeedFailed, f"seeding the template with {seed.target}", url):
             seed.function(connection)
             connection.commit()
 
@@ -85,15 +95,31 @@ def build_schema(source: SchemaSource, connection: Connection, *, seed: Seed | N
 def _reported(
     failure: Callable[[str], CiKitError],
     step: str,
+    url: URL,
     *,
     hint: Callable[[BaseException], str] = lambda _: "",
 ) -> Iterator[None]:
-    """A failure in the user's code during ``step`` as one line; the kit's own pass as they are."""
+    """A failure in the user's code during ``step`` as one line; the kit's own pass as they are.
+
+    A server that went away is not the user's code failing: it is said as such,
+    with no hint about the code, which did nothing wrong.
+    """
     try:
         yield
     except CiKitError:
         raise
     except (Exception, SystemExit) as error:  # a failure in user code is the user's to fix
+        if outage.server_lost(error, url):
+            raise ServerUnreachable(_went_away(step, error, url)) from None
         raise failure(
             f"{step} failed: {type(error).__name__}: {first_line(error)}{hint(error)}"
         ) from error
+
+
+def _went_away(step: str, error: BaseException, url: URL) -> str:
+    where = f"{url.host or 'the local socket'}:{url.port or 5432}"
+    return (
+        f"the PostgreSQL server at {where} went away while {step} "
+        f"({redact(first_line(error), url)}); the half-built template {url.database!r} "
+        "went with it or goes with the next run's sweep: start the server and run again"
+    )

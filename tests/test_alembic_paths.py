@@ -21,7 +21,7 @@ from ci_kit.admin import Admin
 from ci_kit.dburl import render, template_database_name
 from ci_kit.schema import fingerprint
 from ci_kit.schema.alembic import AlembicSchema
-from tests.helpers.runs import running, wait_until
+from tests.helpers.runs import running, wait_for
 from tests.helpers.server import database_names
 
 ENV_PY = """
@@ -139,11 +139,6 @@ def _slow_project(pytester: pytest.Pytester, base: str) -> Path:
     return started
 
 
-def _wait_for(sign: Path, process: subprocess.Popen[str]) -> None:
-    wait_until(lambda: sign.exists() or process.poll() is not None, seconds=60)
-    assert sign.exists(), process.communicate()[0]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("sent", "embedded"),
@@ -164,7 +159,7 @@ def test_an_interrupted_build_is_one_line_exit_2_and_leaves_nothing(
         start_new_session=True,
     )
     try:
-        _wait_for(started, process)
+        wait_for(started, process)
         process.send_signal(sent)
         stdout, stderr = process.communicate(timeout=60)
     finally:

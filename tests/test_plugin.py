@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -22,7 +21,7 @@ from ci_kit.admin import Admin, Mark
 from ci_kit.dburl import render, secret_forms
 from ci_kit.postgres import reuse_data_dir, stop_persistent
 from tests.helpers.projects import MODELS, seen, write_project, write_suite
-from tests.helpers.runs import running, wait_until
+from tests.helpers.runs import running, wait_for, wait_until
 from tests.helpers.server import (
     TEST_PASSWORD,
     connect_to,
@@ -240,15 +239,6 @@ def in_docker_sized_dev_shm(commands: list[list[str]], cwd: Path, temp: Path) ->
     assert output.count("exit status: 0") == len(commands), output
     assert "left in /dev/shm: []" in output
     return output
-
-
-def wait_for(path: Path, process: subprocess.Popen[str], seconds: float = 60) -> None:
-    """Poll for a file an inner run creates once its test is running."""
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert process.poll() is None, process.communicate()[0]
-        assert time.monotonic() < deadline, "the inner run never started its test"
-        time.sleep(0.1)
 
 
 class TestExternalServer:

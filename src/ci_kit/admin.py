@@ -117,6 +117,12 @@ _KIT_SESSION_SETTINGS = (
     ("default_transaction_read_only", "off", 0),
 )
 _LOCK_POLL_SECONDS = 0.1
+# A granted advisory lock on the key (high, low) as pg_advisory_lock(bigint) takes it,
+# in whatever database: the one way the kit reads another session's lock.
+_GRANTED_LOCK = (
+    "locktype = 'advisory' AND granted AND classid::bigint = %s AND objid::bigint = %s "
+    "AND objsubid = 1"
+)
 
 
 def configure_session(connection: psycopg.Connection[Any]) -> None:
@@ -238,12 +244,7 @@ class Admin:
         """
         high, low = _lock_tag(run_lock(run_id))
         return bool(
-            self._scalar(
-                "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1)",
-                high,
-                low,
-            )
+            self._scalar(f"SELECT EXISTS (SELECT FROM pg_locks WHERE {_GRANTED_LOCK})", high, low)
         )
 
     def lost(self) -> str | None:
@@ -268,8 +269,7 @@ class Admin:
         """The backends holding ``purpose`` in another database in a mode that conflicts."""
         high, low = _lock_tag(purpose)
         rows = self._conn.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1 "
+            f"SELECT pid FROM pg_locks WHERE {_GRANTED_LOCK} "
             "AND database <> (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND (mode = 'ExclusiveLock' OR NOT %s)",
             (high, low, shared),

@@ -48,6 +48,11 @@ def is_connection_loss(error: BaseException) -> bool:
     return False
 
 
+def address(server_url: URL) -> str:
+    """Where the server is, as a line that says it went away names it."""
+    return f"{server_url.host or 'the local socket'}:{server_url.port or 5432}"
+
+
 def server_is_gone(server_url: URL) -> bool:
     """Does the server refuse a new connection? Only asked after a loss."""
     from ci_kit.connecting import connect
@@ -93,9 +98,8 @@ def stopping_line(error: BaseException, server_url: URL, database_url: URL) -> s
     try:
         connect(database_url).close()
     except ServerUnreachable:
-        where = f"{server_url.host or 'the local socket'}:{server_url.port or 5432}"
         return (
-            f"ci-kit: the PostgreSQL server at {where} went away during the run "
+            f"ci-kit: the PostgreSQL server at {address(server_url)} went away during the run "
             f"({redact(first_line(error), server_url)}); stopping: no later test could reach it"
         )
     except DatabaseMissing:

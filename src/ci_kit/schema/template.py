@@ -117,9 +117,8 @@ def _reported(
 
 
 def _went_away(step: str, error: BaseException, url: URL) -> str:
-    where = f"{url.host or 'the local socket'}:{url.port or 5432}"
     return (
-        f"the PostgreSQL server at {where} went away while {step} "
+        f"the PostgreSQL server at {outage.address(url)} went away while {step} "
         f"({redact(first_line(error), url)}); the half-built template {url.database!r} "
         "went with it or goes with the next run's sweep: start the server and run again"
     )

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit.admin import Admin, Mark
-from ci_kit.dburl import render, secret_forms
+from ci_kit.dburl import environment_url, render, secret_forms
 from ci_kit.postgres import reuse_data_dir, stop_persistent
 from tests.helpers.projects import MODELS, seen, write_project, write_suite
 from tests.helpers.runs import running, wait_for, wait_until
@@ -638,38 +638,71 @@ class TestWhatWouldStopAWorker:
         with connect_to(server_url, f"{base_name}_gw1") as conn:
             assert conn.execute("SELECT answer FROM precious").fetchall() == [(42,)]
 
-    def test_a_worker_failing_for_a_reason_nobody_foresaw_ends_the_run_once(
-        self, pytester: pytest.Pytester, server_url: URL, base_name: str
+    @pytest.mark.parametrize(
+        ("args", "breaks", "said"),
+        [
+            ((), "", "ci-kit: could not open the test database: "),
+            (("-n", "2"), "gw1", "ci-kit: worker gw1 could not open its database: "),
+        ],
+        ids=["serial", "a-worker"],
+    )
+    @pytest.mark.parametrize(
+        ("failure", "reason"),
+        [
+            ("raise RuntimeError('disk full, say')", "RuntimeError: disk full, say"),
+            # A driver's own error, raised where the connection string is a local.
+            (
+                "psycopg.connect(os.environ['BREAKER_DSN'], dbname='kit_no_such_database')",
+                'database "kit_no_such_database" does not exist',
+            ),
+        ],
+        ids=["unforeseen", "driver-error"],
+    )
+    def test_a_process_failing_at_its_clone_ends_the_run_once(
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        server_url: URL,
+        base_name: str,
+        args: tuple[str, ...],
+        breaks: str,
+        said: str,
+        failure: str,
+        reason: str,
     ) -> None:
-        """The controller's rehearsal cannot see everything: a worker's own failure still
-        ends the run on one line, rather than xdist replacing the worker until one passes."""
+        """The controller's rehearsal cannot see everything: a process's own failure still
+        ends the run on one line, rather than xdist replacing the worker until one passes,
+        or a traceback whose frames hold the password."""
         write_project(pytester, base_name)
         pytester.makepyfile(
-            breaker="""
+            breaker=f"""
             import os
-            if os.environ.get("PYTEST_XDIST_WORKER") == "gw1":
+            import psycopg
+            if os.environ.get("PYTEST_XDIST_WORKER", "") == {breaks!r}:
                 from ci_kit import workers
 
                 def create(self):
-                    raise RuntimeError("disk full, say")
+                    {failure}
 
                 workers.WorkerDatabases.create = create
             """
         )
+        monkeypatch.setenv("BREAKER_DSN", environment_url(server_url, "postgresql"))
+        monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # this test's own worker
         url = server_url.set(database=base_name)
         result = pytester.runpytest_subprocess(
-            "-p", "breaker", "-n", "2", "--ci-kit-url", render(url)
+            "-p", "breaker", *args, "--ci-kit-url", render(url), "--tb=long", "-l"
         )
         output = result.stdout.str() + result.stderr.str()
         assert result.ret == pytest.ExitCode.USAGE_ERROR, output
         assert "Traceback" not in output
         assert "replacing crashed worker" not in output
-        assert TEST_PASSWORD not in output
-        (line,) = [line for line in output.splitlines() if "could not open its database" in line]
-        assert (
-            "ci-kit: worker gw1 could not open its database: RuntimeError: disk full, say" in line
-        )
-        assert database_names(server_url, f"{base_name}_gw") == set(), "gw0's clone dropped"
+        assert not [form for form in secret_forms(TEST_PASSWORD) if form in output]
+        (line,) = [line for line in output.splitlines() if "could not open" in line]
+        assert said in line
+        assert reason in line
+        clones = {name for name in database_names(server_url, base_name) if "_tpl_" not in name}
+        assert clones == set(), "every clone dropped, the template kept for the next run"
 
     def test_a_role_without_createdb_when_the_template_exists(
         self, pytester: pytest.Pytester, server_url: URL, base_name: str

@@ -74,7 +74,7 @@ def explain_connect_error(error: psycopg.Error, url: URL) -> CiKitError:
             f"the server at {where} asks role {url.username!r} for a password and the URL "
             "has none: put it in the URL (postgresql://role:PASSWORD@host/db) or set PGPASSWORD"
         )
-    if "database" in message and "does not exist" in message:
+    if f'database "{url.database}" does not exist' in message:
         return DatabaseMissing(
             f"database {url.database!r} does not exist at {where}; the kit connects to it "
             "for administration: set [tool.ci-kit] maintenance-db to one that exists"

@@ -85,7 +85,7 @@ def pytest_load_initial_conftests(
     try:
         handed_over = plan_from_controller(config, os.environ)
         if handed_over is not None:
-            _open_worker_databases(config, *handed_over)
+            _open_own_databases(config, *handed_over)
             return
         # pytest's own parse of this moment is an undocumented attribute; this one
         # costs a tenth of a millisecond, once per process.
@@ -104,7 +104,7 @@ def pytest_load_initial_conftests(
         if workers:
             _serve_workers(config, plan)
         else:
-            _open_databases(config, plan, None)
+            _open_own_databases(config, plan, None)
     except CiKitError as error:
         raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
     except KeyboardInterrupt as interrupt:
@@ -402,16 +402,27 @@ def _early_log(config: pytest.Config) -> Callable[[str], None]:
 _WORKER_ERROR = "ci-kit: worker "
 
 
-def _open_worker_databases(config: pytest.Config, plan: RunPlan, worker_id: str) -> None:
-    """A worker's clone; any failure becomes one line the controller recognises."""
+def _open_own_databases(config: pytest.Config, plan: RunPlan, worker_id: str | None) -> None:
+    """This process's clone; any failure (a driver's error too) becomes one line.
+
+    A worker's line is one the controller recognises (:func:`_worker_error_line`);
+    a serial run's is the run's usage error. Neither carries the frames whose
+    locals hold the connection string.
+    """
     try:
         _open_databases(config, plan, worker_id)
     except Exception as error:
+        from ci_kit.connecting import driver_error_line
         from ci_kit.dburl import redact
 
-        reason = str(error) if isinstance(error, CiKitError) else f"{type(error).__name__}: {error}"
-        message = redact(f"{worker_id} could not open its database: {reason}", plan.server_url)
-        raise pytest.UsageError(_WORKER_ERROR + message) from None
+        reason = driver_error_line(error, plan.server_url) or (
+            str(error) if isinstance(error, CiKitError) else f"{type(error).__name__}: {error}"
+        )
+        reason = redact(" ".join(reason.split()), plan.server_url)
+        if worker_id is None:
+            raise pytest.UsageError(f"ci-kit: could not open the test database: {reason}") from None
+        line = f"{_WORKER_ERROR}{worker_id} could not open its database: {reason}"
+        raise pytest.UsageError(line) from None
 
 
 def _worker_error_line(error: object | None) -> str | None:

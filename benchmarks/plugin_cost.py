@@ -57,7 +57,7 @@ INERT_RUN = "run: kit installed, not enabled (wall)"
 OFF_RUN = "run: -p no:ci_kit (wall)"
 INERT_COST = "plugin import cost inert (ms)"
 INERT_COST_CPU = "plugin import cost inert, CPU (ms)"
-ENABLED_FIRST = "to first test: kit enabled (--ci-kit-url, server running)"
+ENABLED_FIRST = "to first test: kit enabled (a [tool.ci-kit] url, server running)"
 OFF_FIRST = "to first test: -p no:ci_kit"
 ENABLED_COST = "plugin cost enabled, to first test (ms)"
 
@@ -70,23 +70,30 @@ _TEST = "def test_trivial():\n    assert True\n"
 def run(ctx: Context) -> Section:
     section = Section("plugin-cost", "pytest plugin cost per process: inert vs enabled")
     project = _write_project(ctx.work / "plugin-cost")
-    url = render(ctx.server_url.set(database="bench_plugin_test"))  # no password: its socket
+    # The same project, enabled by a [tool.ci-kit] url: a file of its own, not argv
+    # (ps shows an argument list, password and all) nor the environment, which the
+    # inert runs share.
+    enabled = _write_project(ctx.work / "plugin-cost-enabled")
+    _enable(enabled, render(ctx.server_url.set(database="bench_plugin_test")))
+    where = {ENABLED: enabled}
     others = _other_plugins()
     pytest = [ctx.python, "-m", "pytest", "-q", "-p", "benchmarks.first_test"]
     pytest += [arg for name in others for arg in ("-p", f"no:{name}")]
     variants = {
         INERT: pytest,
         OFF: [*pytest, "-p", f"no:{KIT_ENTRY_POINT}"],
-        ENABLED: [*pytest, f"--ci-kit-url={url}"],
+        ENABLED: pytest,
     }
     env = ctx.env()
-    heavy = _warm_up_and_check(project, variants, env)
+    heavy = _warm_up_and_check({name: where.get(name, project) for name in variants}, variants, env)
     markers = ctx.work / "plugin-cost-first-test"
     markers.mkdir()
 
     def commands(number: int) -> list[hyperfine.Command]:
         return [
-            hyperfine.Command(name, argv, project, {FIRST_TEST_ENV: f"{markers}/r{number}-{i}"})
+            hyperfine.Command(
+                name, argv, where.get(name, project), {FIRST_TEST_ENV: f"{markers}/r{number}-{i}"}
+            )
             for i, (name, argv) in enumerate(variants.items())
         ]
 
@@ -146,8 +153,16 @@ def _write_project(directory: Path) -> Path:
     return directory
 
 
+def _enable(project: Path, url: str) -> None:
+    """Switch the kit on in ``project`` with ``url``, in a file only this user can read."""
+    pyproject = project / "pyproject.toml"
+    pyproject.chmod(0o600)
+    escaped = url.replace("\\", "\\\\").replace('"', '\\"')
+    pyproject.write_text(pyproject.read_text() + f'\n[tool.ci-kit]\nurl = "{escaped}"\n')
+
+
 def _warm_up_and_check(
-    project: Path, variants: dict[str, list[str]], env: dict[str, str]
+    projects: dict[str, Path], variants: dict[str, list[str]], env: dict[str, str]
 ) -> list[str]:
     """One untimed run of each variant; the heavy modules the inert run imported.
 
@@ -158,7 +173,8 @@ def _warm_up_and_check(
     heavy: list[str] = []
     for name, argv in variants.items():
         importtime = [argv[0], "-X", "importtime", *argv[1:]]
-        output = hyperfine.output_of(hyperfine.Command(name, importtime, project), env=env)
+        command = hyperfine.Command(name, importtime, projects[name])
+        output = hyperfine.output_of(command, env=env)
         spoke = "ci-kit:" in output  # the kit's lines; it prints none when off
         if spoke != (name == ENABLED):
             tail = "\n".join(output.splitlines()[-10:])

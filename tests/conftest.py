@@ -156,7 +156,7 @@ def private_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 def private_url(private_project: Path) -> URL:
-    """The maintenance URL of ``private_project``'s server (its superuser, a socket)."""
+    """The maintenance URL of ``private_project``'s server (its superuser, TCP, a password)."""
     url = running_url(reuse_data_dir(private_project))
     assert url is not None
     return url

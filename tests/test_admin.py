@@ -16,16 +16,12 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from ci_kit.admin import (
-    Admin,
-    Mark,
-    clone,
-    ensure_database,
-    ensure_template,
-    kit_session_settings,
-)
+from ci_kit.admin import Admin, ensure_database
+from ci_kit.cloning import clone, ensure_template
 from ci_kit.dburl import render, with_database
 from ci_kit.errors import DiskFull, ForeignDatabase, PermissionDenied
+from ci_kit.marks import Mark
+from ci_kit.sessions import kit_session_settings
 from tests.helpers.projects import write_alembic_project
 from tests.helpers.runs import wait_until
 from tests.helpers.server import (

@@ -15,9 +15,15 @@ import sys
 import pytest
 from sqlalchemy.engine import URL
 
-from ci_kit.dburl import mask, render, with_database
+from ci_kit.dburl import mask, render, secret_forms, with_database
+from tests.helpers.roles import throwaway_role
 from tests.helpers.runs import environ_without_kit
-from tests.helpers.server import TEST_PASSWORD, connect_to, create_unmarked, database_names
+from tests.helpers.server import (
+    TEST_PASSWORD,
+    connect_to,
+    create_unmarked,
+    database_names,
+)
 
 SETTINGS = """
 import os
@@ -346,3 +352,271 @@ def test_a_previous_value_that_is_not_a_url_is_named_but_never_shown(
     assert result.returncode == 0, output
     assert "ci-kit: DATABASE_URL was a value that is not a URL before this run" in output
     assert "hunter2" not in output
+
+
+# Settings from parts ------------------------------------------------------------
+#
+# The shape issue 20 met in a public FastAPI template: the application assembles its
+# URL from POSTGRES_* variables in a pydantic-settings class that validates it as a
+# PostgresDsn, at import; env.py and the conftest read it; nothing names the kit.
+
+SETTINGS_FROM_PARTS = """
+from pydantic import PostgresDsn, computed_field
+from pydantic_core import MultiHostUrl
+from pydantic_settings import BaseSettings
+
+
+class Settings(BaseSettings):
+    POSTGRES_SERVER: str = "localhost"
+    POSTGRES_PORT: int = 5432
+    POSTGRES_USER: str = "dev"
+    POSTGRES_PASSWORD: str = ""
+    POSTGRES_DB: str = "app"
+
+    @computed_field
+    @property
+    def SQLALCHEMY_DATABASE_URI(self) -> PostgresDsn:
+        return MultiHostUrl.build(
+            scheme="postgresql+psycopg",
+            username=self.POSTGRES_USER,
+            password=self.POSTGRES_PASSWORD,
+            host=self.POSTGRES_SERVER,
+            port=self.POSTGRES_PORT,
+            path=self.POSTGRES_DB,
+        )
+
+
+settings = Settings()
+
+
+def database_url():
+    return str(settings.SQLALCHEMY_DATABASE_URI)
+"""
+
+PARTS = {
+    "POSTGRES_SERVER": "{host}",
+    "POSTGRES_PORT": "{port}",
+    "POSTGRES_USER": "{user}",
+    "POSTGRES_PASSWORD": "{password}",
+    "POSTGRES_DB": "{database}",
+}
+
+FRESH_TEST = """
+import os
+import pytest
+from sqlalchemy import create_engine, text
+import settings
+
+@pytest.mark.ci_kit_isolation("fresh")
+def test_a_fresh_clone_is_named_by_the_parts_too(db_url):
+    assert os.environ["POSTGRES_DB"] == db_url.database
+    engine = create_engine(settings.Settings().SQLALCHEMY_DATABASE_URI.unicode_string())
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT current_database()")) == db_url.database
+    engine.dispose()
+"""
+
+
+def write_parts_project(pytester: pytest.Pytester, base: str, parts: dict[str, str]) -> None:
+    """The issue's shape, adopted by its ``[tool.ci-kit]`` table alone."""
+    write_project(pytester, base)
+    env = "".join(f'{name} = "{template}"\n' for name, template in parts.items())
+    pytester.makefile(
+        ".toml",
+        pyproject=(
+            f'[tool.ci-kit]\nbase-name = "{base}"\nschema = "alembic.ini"\n\n'
+            f"[tool.ci-kit.env]\n{env}"
+        ),
+    )
+    pytester.makepyfile(settings=SETTINGS_FROM_PARTS, test_fresh=FRESH_TEST)
+
+
+def developer_parts(dev: URL) -> dict[str, str]:
+    """The developer's shell, or .env: every part names the dev database."""
+    return {
+        "POSTGRES_SERVER": dev.host or "",
+        "POSTGRES_PORT": str(dev.port),
+        "POSTGRES_USER": dev.username or "",
+        "POSTGRES_PASSWORD": dev.password or "",
+        "POSTGRES_DB": dev.database or "",
+    }
+
+
+# A password pydantic's MultiHostUrl.build can carry: it does not percent-encode
+# (the application's limit, not the kit's; the kit's own role has '@' and '/').
+URL_SAFE_PASSWORD = "parts-Pw_0123"
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "n2"])
+@pytest.mark.parametrize("server", ["external", "embedded"])
+def test_settings_from_parts_reach_each_processs_database_and_never_the_dev_one(
+    pytester: pytest.Pytester,
+    server_url: URL,
+    base_name: str,
+    dev_database: URL,
+    workers: list[str],
+    server: str,
+) -> None:
+    write_parts_project(pytester, base_name, PARTS)
+    before = snapshot(dev_database)
+    log = pytester.path / "seen.jsonl"
+    with throwaway_role(server_url, URL_SAFE_PASSWORD) as role_url:
+        developer = developer_parts(dev_database)
+        extra = {**developer, "SEEN_LOG": str(log)}
+        if server == "embedded":
+            result = run(pytester, role_url, *workers, CI_KIT_SERVER="embedded", **extra)
+        else:
+            result = run(pytester, role_url.set(database=base_name), *workers, **extra)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "ci-kit: 6 tests (6 passed)" in output
+    seen = {row["db"] for row in map(json.loads, log.read_text().splitlines())}
+    assert seen <= {base_name, f"{base_name}_gw0", f"{base_name}_gw1", f"{base_name}_controller"}
+    assert snapshot(dev_database) == before, "the developer's database is untouched"
+    (line,) = [line for line in output.splitlines() if "before this run" in line]
+    assert f"POSTGRES_DB was '{dev_database.database}'" in line
+    assert "POSTGRES_PASSWORD was ***" in line
+    assert not [form for form in secret_forms(developer["POSTGRES_PASSWORD"]) if form in output]
+    assert "not pointed at the test databases" not in output
+
+
+def test_a_value_the_application_rejects_is_named_with_what_the_kit_set(
+    pytester: pytest.Pytester, server_url: URL, base_name: str
+) -> None:
+    write_parts_project(pytester, base_name, {**PARTS, "POSTGRES_PORT": "port-{port}"})
+    result = run(pytester, server_url.set(database=base_name), SEEN_LOG=str(pytester.path / "s"))
+    output = result.stdout + result.stderr
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, output
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ci-kit:")]
+    assert "ValidationError" in line
+    assert "(the kit set POSTGRES_PORT='port-5432')" in line
+    assert "Traceback" not in output
+    assert not [form for form in secret_forms(TEST_PASSWORD) if form in output]
+
+
+# The schema's code runs in a child process -----------------------------------
+
+REGISTRY = """
+TABLES = set()
+
+def register(name):
+    # As SQLModel's and many ORMs' registries do: a table is defined once per process.
+    if name in TABLES:
+        raise RuntimeError(f"Table {name!r} is already defined for this MetaData instance")
+    TABLES.add(name)
+"""
+
+REGISTERING_MODELS = """
+import json, os
+import registry
+from sqlalchemy import Column, Integer, MetaData, Table
+
+registry.register("items")
+with open(os.environ["IMPORT_LOG"], "a") as log:
+    log.write(json.dumps({"pid": os.getpid(), "db": os.environ.get("DATABASE_URL", "")}) + "\\n")
+
+metadata = MetaData()
+items = Table("items", metadata, Column("id", Integer, primary_key=True))
+"""
+
+PROCESS_TESTS = """
+import json, os
+import models  # the conftest's import, once per process, as without the kit
+
+with open(os.environ["TEST_PIDS"], "a") as log:  # every process that collects
+    log.write(json.dumps(os.getpid()) + "\\n")
+
+def test_the_models_are_imported_once_here(db_url):
+    pass
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "n2"])
+def test_the_schemas_code_never_runs_in_a_test_process(
+    pytester: pytest.Pytester, server_url: URL, base_name: str, workers: list[str]
+) -> None:
+    """A registry living outside the project (a library's, like SQLModel's) is met once."""
+    library = pytester.mkdir("site")
+    (library / "registry.py").write_text(REGISTRY)
+    project = pytester.mkdir("project")
+    (project / "pyproject.toml").write_text(
+        f'[tool.ci-kit]\nbase-name = "{base_name}"\nschema = "models:metadata"\n'
+        'url-env = "DATABASE_URL"\n'
+    )
+    (project / "models.py").write_text(REGISTERING_MODELS)
+    (project / "test_models.py").write_text(PROCESS_TESTS)
+    imports, tests = pytester.path / "imports.jsonl", pytester.path / "tests.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", *workers],
+        cwd=project,
+        env={
+            **environ_without_kit(),
+            "CI_KIT_DATABASE_URL": render(server_url.set(database=base_name)),
+            "PYTHONPATH": f"{library}:{project}",
+            "IMPORT_LOG": str(imports),
+            "TEST_PIDS": str(tests),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    imported = [json.loads(line) for line in imports.read_text().splitlines()]
+    test_pids = {json.loads(line) for line in tests.read_text().splitlines()}
+    builds = [row for row in imported if row["pid"] not in test_pids]
+    assert builds, "the template was built, by another process"
+    assert all(f"/{base_name}_schema_reader" in row["db"] or "_tpl_" in row["db"] for row in builds)
+    in_tests = [row for row in imported if row["pid"] in test_pids]
+    assert len(in_tests) == len(test_pids), "each test process imports the models once"
+
+
+# Variables nobody pointed -------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["environment", "dotenv"])
+def test_a_database_variable_the_kit_does_not_manage_is_named_at_the_start(
+    pytester: pytest.Pytester, server_url: URL, base_name: str, where: str
+) -> None:
+    pytester.makefile(".toml", pyproject=f'[tool.ci-kit]\nbase-name = "{base_name}"\n')
+    pytester.makepyfile(test_one="def test_one(db_url):\n    pass\n")
+    dev = "postgresql://dev:hunter2@localhost/app_dev"
+    if where == "dotenv":
+        (pytester.path / ".env").write_text(f"DATABASE_URL={dev}\nPOSTGRES_DB=app_dev\n")
+        result = run(pytester, server_url.set(database=base_name))
+        expected = (
+            f"ci-kit: DATABASE_URL (in {pytester.path / '.env'}), POSTGRES_DB (in "
+            f"{pytester.path / '.env'}) set, and not pointed at the test databases"
+        )
+    else:
+        result = run(pytester, server_url.set(database=base_name), DATABASE_URL=dev)
+        expected = (
+            "ci-kit: DATABASE_URL=postgresql://dev:***@localhost/app_dev set, and not pointed "
+            "at the test databases: code that reads it reaches the database named there; add "
+            '[tool.ci-kit.env] DATABASE_URL = "{url}"'
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert expected in output
+    assert "hunter2" not in output
+
+
+def test_managed_variables_are_not_named_as_unmanaged(
+    pytester: pytest.Pytester, server_url: URL, base_name: str
+) -> None:
+    pytester.makefile(
+        ".toml",
+        pyproject=(
+            f'[tool.ci-kit]\nbase-name = "{base_name}"\nurl-env = "DATABASE_URL"\n'
+            '[tool.ci-kit.env]\nPOSTGRES_DB = "{database}"\n'
+        ),
+    )
+    pytester.makepyfile(test_one="def test_one(db_url):\n    pass\n")
+    result = run(
+        pytester, server_url.set(database=base_name), DATABASE_URL="x", POSTGRES_DB="app_dev"
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "not pointed at the test databases" not in output
+    assert "POSTGRES_DB was 'app_dev', DATABASE_URL was a value that is not a URL" in output

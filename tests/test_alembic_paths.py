@@ -21,6 +21,7 @@ from ci_kit.admin import Admin
 from ci_kit.dburl import render, template_database_name
 from ci_kit.schema import fingerprint
 from ci_kit.schema.alembic import AlembicSchema
+from tests.helpers.clusters import cluster_directory
 from tests.helpers.runs import running, wait_for
 from tests.helpers.server import database_names
 
@@ -131,8 +132,10 @@ def _slow_project(pytester: pytest.Pytester, base: str) -> Path:
         base,
         f"""
         import pathlib
-        bind = op.get_bind()
-        pathlib.Path({str(started)!r}).write_text(bind.engine.url.query.get("host", ""))
+        # pg_settings hides data_directory from the external server's role: "" there
+        visible = "SELECT setting FROM pg_settings WHERE name = 'data_directory'"
+        data = op.get_bind().exec_driver_sql(visible).scalar() or ""
+        pathlib.Path({str(started)!r}).write_text(data)
         op.execute("SELECT pg_sleep(60)")
         """,
     )
@@ -172,7 +175,7 @@ def test_an_interrupted_build_is_one_line_exit_2_and_leaves_nothing(
     assert line.startswith(f"ERROR: ci-kit: interrupted ({sent.name}) while building template ")
     assert "Traceback" not in stdout + stderr
     if embedded:
-        cluster = Path(started.read_text())  # the socket sits in the cluster's directory
+        cluster = cluster_directory(started.read_text())
         assert not cluster.exists(), "the embedded cluster outlived the interrupted build"
     else:
         assert database_names(server_url, base_name) == set(), "the half-built template stayed"
@@ -189,9 +192,9 @@ def test_a_server_stopped_mid_build_is_one_line_without_the_env_py_hint(
         base_name,
         f"""
         import os, pathlib, signal, time
-        host = op.get_bind().engine.url.query["host"]
-        pathlib.Path({str(started)!r}).write_text(host)
-        pid = int((pathlib.Path(host) / "data" / "postmaster.pid").read_text().split()[0])
+        data = op.get_bind().exec_driver_sql("SHOW data_directory").scalar()
+        pathlib.Path({str(started)!r}).write_text(data)
+        pid = int((pathlib.Path(data) / "postmaster.pid").read_text().split()[0])
         os.kill(pid, signal.SIGQUIT)
         time.sleep(1)
         op.execute("SELECT 1")
@@ -204,7 +207,7 @@ def test_a_server_stopped_mid_build_is_one_line_without_the_env_py_hint(
     assert line.startswith("ERROR: ci-kit: the PostgreSQL server at ")
     assert "went away while building the schema from Alembic" in line
     assert "env.py" not in line
-    cluster = Path(started.read_text())
+    cluster = cluster_directory(started.read_text())
     assert not cluster.exists(), "the embedded cluster outlived the stopped server"
     pid_file = cluster / "data" / "postmaster.pid"
     assert not pid_file.exists() or not running(int(pid_file.read_text().split()[0]))

@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from ci_kit.admin import Admin, Mark, clone, ensure_template
+from ci_kit.admin import Admin
+from ci_kit.cloning import clone, ensure_template
 from ci_kit.dburl import render
+from ci_kit.marks import Mark
 from ci_kit.setting_values import split_entry, split_names, value_sql
 from tests.helpers.projects import write_alembic_project
 from tests.helpers.server import connect_to, database_names

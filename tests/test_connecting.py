@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
+from psycopg import sql
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
@@ -23,7 +24,9 @@ from ci_kit.errors import (
     ServerUnreachable,
 )
 from ci_kit.postgres import EmbeddedPostgres, find_binaries
+from tests.helpers.clusters import socket_url
 from tests.helpers.roles import throwaway_role
+from tests.helpers.runs import running, wait_until
 from tests.helpers.server import (
     TEST_PASSWORD,
     as_superuser,
@@ -132,14 +135,14 @@ def test_a_server_that_answers_no_is_not_called_unreachable(
 
 @pytest.fixture
 def trusting_server() -> Iterator[URL]:
-    """An embedded server: trust authentication, so it names a role it does not know."""
+    """An embedded server through its socket: trust there, so it names a role it does not know."""
     try:
         binaries = find_binaries(allow_wheel=False)
     except PostgresNotFound:
         pytest.skip("no system PostgreSQL installed")
     with EmbeddedPostgres(binaries) as server:
         assert server.url is not None
-        yield server.url
+        yield socket_url(server.url)
 
 
 def test_a_role_the_server_does_not_know_is_named_with_the_fix(trusting_server: URL) -> None:
@@ -222,8 +225,12 @@ def test_a_server_without_free_slots_is_named_with_its_fix(
     with EmbeddedPostgres(binaries, settings=settings) as server:
         assert server.url is not None
         with connect(server.url) as conn:
-            conn.execute("CREATE ROLE app LOGIN")
-        app = server.url.set(username="app")
+            conn.execute(
+                sql.SQL("CREATE ROLE app LOGIN PASSWORD {}").format(sql.Literal(TEST_PASSWORD))
+            )
+            creator = conn.info.backend_pid
+        wait_until(lambda: not running(creator))  # its slot is free once its backend is gone
+        app = server.url.set(username="app", password=TEST_PASSWORD)
         held = [connect(app) for _ in range(free)]
         try:
             with pytest.raises(ConnectionRefused) as caught:

@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from ci_kit.admin import Admin, Mark, clone
+from ci_kit.admin import Admin
+from ci_kit.cloning import clone
 from ci_kit.dburl import render, secret_forms
 from ci_kit.errors import (
     CiKitError,
@@ -41,6 +42,7 @@ from ci_kit.errors import (
     ServerRefused,
     UnencodableName,
 )
+from ci_kit.marks import Mark
 from ci_kit.server_errors import Ddl, explain
 from tests.helpers.projects import write_project
 from tests.helpers.server import (
@@ -402,7 +404,9 @@ def test_a_full_disk_during_the_trial_clone_is_one_line(tmp_path: Path) -> None:
 import os, sys, tempfile
 from pathlib import Path
 tempfile.tempdir = sys.argv[1]
-from ci_kit.admin import Admin, Mark, clone, ensure_template
+from ci_kit.admin import Admin
+from ci_kit.cloning import clone, ensure_template
+from ci_kit.marks import Mark
 from ci_kit.errors import CiKitError
 from ci_kit.postgres import EmbeddedPostgres, find_binaries, stop_persistent
 from tests.helpers.server import connect_to

@@ -8,8 +8,10 @@ import pytest
 from sqlalchemy.engine import URL
 
 from ci_kit import janitor
-from ci_kit.admin import Admin, Mark, template_use_lock
+from ci_kit.admin import Admin
 from ci_kit.errors import DatabaseInUse, ForeignDatabase, PermissionDenied
+from ci_kit.locks import template_use_lock
+from ci_kit.marks import Mark
 from tests.helpers.runs import wait_until
 from tests.helpers.server import (
     as_superuser,

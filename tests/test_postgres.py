@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -45,8 +46,8 @@ from ci_kit.postgres import (
     stop_persistent,
     sweep_orphans,
 )
-from ci_kit.postgres.binaries import server_user, usable_bin_dir
-from ci_kit.postgres.cluster import _last_line
+from ci_kit.postgres.binaries import run, server_user, usable_bin_dir
+from ci_kit.postgres.cluster import PASSWORD_FILE, _last_line
 from ci_kit.postgres.interrupts import deferred, hold, release
 from ci_kit.postgres.processes import SETTINGS_FILE, kept_cluster_dir, temp_root
 from tests.helpers.clusters import initdb_base
@@ -151,19 +152,23 @@ def test_ephemeral_server_lifecycle(
     server = make_server(system)
     url = server.start()
     assert server.start() is url
-    assert (url.drivername, url.username, url.password) == ("postgresql+psycopg", "postgres", None)
-    assert (url.host, url.database) == (None, "postgres")
-    assert mask(url) == render(url)
+    assert (url.drivername, url.username, url.host) == (
+        "postgresql+psycopg",
+        "postgres",
+        "127.0.0.1",
+    )
+    assert url.database == "postgres"
+    assert url.password is not None
+    assert url.password not in mask(url)
     base = server.directory
     assert base is not None
     assert (base / "owner.json").is_file()
-    socket_file = Path(str(url.query["host"])) / f".s.PGSQL.{url.query['port']}"
+    socket_file = base / f".s.PGSQL.{url.port}"
     assert socket_file.is_socket()
     assert len(os.fsencode(socket_file)) < 100
     for setting in ("fsync", "synchronous_commit", "full_page_writes"):
         assert show(url, setting) == "off"
     assert show(url, "max_connections") == "200"
-    assert show(url, "listen_addresses") == ""
     engine = create_engine(url)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT current_user")).scalar() == "postgres"
@@ -179,20 +184,104 @@ def test_ephemeral_server_lifecycle(
     server.stop()
 
 
-def test_tcp_listens_on_localhost_only(system: PgBinaries, make_server: MakeServer) -> None:
-    with make_server(system, listen="tcp") as server:
-        url = server.url
-        assert url is not None
-        assert (url.host, url.query) == ("127.0.0.1", {})
-        assert isinstance(url.port, int)
-        assert show(url, "listen_addresses") == "127.0.0.1"
-        assert show(url, "unix_socket_directories") == ""
-        with connect(url) as conn:
-            row = conn.execute("SELECT host(inet_server_addr())").fetchone()
-        assert row == ("127.0.0.1",)
-        assert server.directory is not None
-        assert not list(server.directory.glob(".s.PGSQL.*"))
-    assert server.url is None
+@pytest.fixture(params=["ephemeral", "kept"])
+def any_server(
+    request: pytest.FixtureRequest, system: PgBinaries, make_server: MakeServer
+) -> EmbeddedPostgres:
+    """Both kinds of cluster: each must give the same ordinary URL."""
+    if request.param == "ephemeral":
+        return make_server(system)
+    return make_server(system, data_dir=request.getfixturevalue("persistent_dir"))
+
+
+def socket_directory(server: EmbeddedPostgres) -> Path:
+    """Where a started cluster's socket is: its temporary directory, or its data directory."""
+    assert server.directory is not None
+    return server.directory
+
+
+def postmaster_data(server: EmbeddedPostgres) -> Path:
+    assert server.directory is not None
+    return server.directory if server.persistent_dir else server.directory / "data"
+
+
+def host_lines(hba: str) -> list[list[str]]:
+    return [line.split() for line in hba.splitlines() if line.startswith("host")]
+
+
+def test_the_url_is_an_ordinary_one_on_localhost_only(any_server: EmbeddedPostgres) -> None:
+    """Issue 20: a URL plain parsers, PostgresDsn and settings from host/port parts take."""
+    url = any_server.start()
+    assert url.password is not None
+    parts = urlsplit(render(url))
+    assert (parts.scheme, parts.username, parts.password) == (
+        "postgresql+psycopg",
+        "postgres",
+        url.password,
+    )
+    assert (parts.hostname, parts.port, parts.path, parts.query) == (
+        "127.0.0.1",
+        url.port,
+        "/postgres",
+        "",
+    )
+    assert show(url, "listen_addresses") == "127.0.0.1"
+    assert show(url, "port") == str(url.port)
+    with connect(url) as conn:
+        row = conn.execute("SELECT host(inet_server_addr())").fetchone()
+    assert row == ("127.0.0.1",)
+    hba = (postmaster_data(any_server) / "pg_hba.conf").read_text()
+    assert host_lines(hba) == [
+        ["host", "all", "all", "127.0.0.1/32", "scram-sha-256"],
+        ["host", "replication", "all", "127.0.0.1/32", "scram-sha-256"],
+    ]
+
+
+def test_pydantic_postgres_dsn_accepts_the_url(any_server: EmbeddedPostgres) -> None:
+    pydantic = pytest.importorskip("pydantic")
+    url = any_server.start()
+    dsn = pydantic.TypeAdapter(pydantic.PostgresDsn).validate_python(render(url))
+    (host,) = dsn.hosts()
+    assert (host["host"], host["port"], host["password"]) == ("127.0.0.1", url.port, url.password)
+
+
+@pytest.mark.parametrize(
+    ("role", "password", "refusal"),
+    [
+        ("postgres", "wrong", 'password authentication failed for user "postgres"'),
+        ("postgres", None, "no password supplied"),
+        ("passwordless", "anything", 'password authentication failed for user "passwordless"'),
+    ],
+    ids=["wrong-password", "no-password", "role-without-one"],
+)
+def test_tcp_wants_the_password_of_every_role(
+    any_server: EmbeddedPostgres,
+    monkeypatch: pytest.MonkeyPatch,
+    role: str,
+    password: str | None,
+    refusal: str,
+) -> None:
+    """Any local user can reach the port: trust there would let anyone in as postgres."""
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", os.devnull)
+    url = any_server.start()
+    with connect(url) as conn:
+        conn.execute("CREATE ROLE passwordless LOGIN")
+    with pytest.raises(psycopg.OperationalError, match=refusal):
+        connect(url._replace(username=role, password=password))  # set() keeps a password
+
+
+def test_the_socket_stays_private_and_trusted_for_the_kit(
+    any_server: EmbeddedPostgres,
+) -> None:
+    url = any_server.start()
+    directory = socket_directory(any_server)
+    assert (directory / f".s.PGSQL.{url.port}").is_socket()
+    assert directory.stat().st_mode & 0o777 == 0o700
+    owner = server_user()
+    assert directory.stat().st_uid == (os.geteuid() if owner is None else owner.pw_uid)
+    with psycopg.connect(host=str(directory), port=url.port, user="postgres") as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
 
 
 def test_the_wheel_server_starts(
@@ -285,6 +374,9 @@ def test_persistent_server_outlives_stop_and_is_reused(
         conn.execute("CREATE DATABASE kept_test")
     first.stop()
     assert show(url, "server_version_num")  # still running
+    assert running_url(persistent_dir) == url  # what `clean` and the next run find
+    password_file = (persistent_dir / PASSWORD_FILE).stat()
+    assert password_file.st_mode & 0o777 == 0o600
 
     lines = kit_log
     lines.clear()
@@ -305,9 +397,10 @@ def test_persistent_server_outlives_stop_and_is_reused(
 
     lines.clear()
     third = make_server(system, data_dir=persistent_dir)
-    assert third.start() == url  # restarted, not re-initialised: the database survives
+    restarted = third.start()  # restarted, not re-initialised: the database survives
+    assert restarted.set(port=url.port) == url  # the same password; a free port again
     assert not any("initdb -D" in line for line in lines)
-    assert show(url.set(database="kept_test"), "server_version_num")
+    assert show(restarted.set(database="kept_test"), "server_version_num")
     stopped = subprocess.run(
         [sys.executable, "-m", "ci_kit.postgres", "stop", str(persistent_dir)],
         cwd=REPO,
@@ -317,6 +410,52 @@ def test_persistent_server_outlives_stop_and_is_reused(
     )
     assert "stopped the PostgreSQL server" in stopped.stdout
     assert not (persistent_dir / "postmaster.pid").exists()
+
+
+def older_kits_cluster(system: PgBinaries, data_dir: Path, *, left_running: bool) -> None:
+    """A kept cluster as the kit made it before issue 20: trust everywhere, socket only.
+
+    It holds a database, ``kept_test``, which the upgrade must not lose.
+    """
+    user = server_user()
+    data_dir.mkdir(mode=0o700)
+    if user is not None:
+        os.chown(data_dir, user.pw_uid, user.pw_gid)
+    initdb = [system.bin_dir / "initdb", "-D", data_dir, "--auth=trust", "--username=postgres"]
+    done = run([*initdb, "--no-sync", "--no-instructions"], user)
+    assert done.returncode == 0, done.stderr
+    with (data_dir / "postgresql.conf").open("a") as conf:
+        conf.write(f"\ninclude_if_exists = '{SETTINGS_FILE}'\n")
+    (data_dir / SETTINGS_FILE).write_text(
+        f"port = '5432'\nlisten_addresses = ''\nunix_socket_directories = '{data_dir}'\n"
+    )
+    ctl = [system.bin_dir / "pg_ctl", "-D", data_dir, "-l", data_dir / "server.log", "-w"]
+    assert run([*ctl, "start"], user).returncode == 0
+    with psycopg.connect(host=str(data_dir), user="postgres", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE kept_test")
+    if not left_running:
+        assert stop_persistent(data_dir)
+
+
+@pytest.mark.parametrize("left_running", [False, True], ids=["stopped", "left-running"])
+def test_an_older_kits_kept_cluster_gets_a_password_and_a_tcp_url(
+    system: PgBinaries, make_server: MakeServer, persistent_dir: Path, left_running: bool
+) -> None:
+    older_kits_cluster(system, persistent_dir, left_running=left_running)
+    assert running_url(persistent_dir) is None  # its socket URL is not the kit's any more
+    url = make_server(system, data_dir=persistent_dir).start()
+    assert (url.host, url.password) == (
+        "127.0.0.1",
+        (persistent_dir / PASSWORD_FILE).read_text().strip(),
+    )
+    assert (persistent_dir / PASSWORD_FILE).stat().st_mode & 0o777 == 0o600
+    assert show(url.set(database="kept_test"), "listen_addresses") == "127.0.0.1"
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        connect(url.set(password="wrong"))
+    hba = (persistent_dir / "pg_hba.conf").read_text()
+    assert {line[-1] for line in host_lines(hba)} == {"scram-sha-256"}
+    assert {line[-2] for line in host_lines(hba)} == {"127.0.0.1/32"}
+    assert running_url(persistent_dir) == url  # the next run, and `clean`, find it
 
 
 def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -621,12 +760,12 @@ def test_a_kept_cluster_deep_in_the_tree_puts_its_socket_where_the_path_fits(
 ) -> None:
     deep = persistent_dir.parent / ("d" * 80) / "pgdata"
     url = make_server(system, data_dir=deep).start()
-    socket_dir = Path(str(url.query["host"]))
+    socket_dir = Path(show(url, "unix_socket_directories"))
     try:
         assert socket_dir.parent == temp_root()
         assert socket_dir.name.startswith("ci-kit-sock-")
-        assert len(os.fsencode(socket_dir / f".s.PGSQL.{url.query['port']}")) < 100
-        assert show(url, "unix_socket_directories") == str(socket_dir)
+        assert (socket_dir / f".s.PGSQL.{url.port}").is_socket()
+        assert len(os.fsencode(socket_dir / f".s.PGSQL.{url.port}")) < 100
         assert running_url(deep) == url  # and the next run finds it there
     finally:
         stop_persistent(deep)
@@ -652,7 +791,7 @@ def test_a_tcp_port_taken_between_its_pick_and_the_start_is_given_up_for_another
 
     try:
         with forwarded_to(another_process_takes_the_port, level=logging.DEBUG):
-            url = make_server(system, listen="tcp").start()
+            url = make_server(system).start()
         assert taken, "the port was taken before the first start"
         assert url.port != taken[0].getsockname()[1]
         assert show(url, "listen_addresses") == "127.0.0.1"
@@ -661,30 +800,48 @@ def test_a_tcp_port_taken_between_its_pick_and_the_start_is_given_up_for_another
             holder.close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize(
-    "state", ["half-written", "starting", "socket-not-answering", "port-not-answering"]
+    "state",
+    ["ready", "half-written", "starting", "port-not-answering", "socket-only", "no-password-file"],
 )
-def test_a_pid_file_of_a_server_not_ready_gives_no_url(tmp_path: Path, state: str) -> None:
-    """``clean`` must not connect to a server still starting, or to nothing at all."""
+def test_a_pid_file_gives_a_url_only_for_a_ready_server_on_localhost(
+    tmp_path: Path, state: str
+) -> None:
+    """``clean`` must not connect to a server still starting, or to nothing at all.
+
+    Nor to an older kit's server (its socket only, line 6 empty, no password file):
+    the next start restarts that one with a TCP listener and a password.
+    """
     data = tmp_path / "data"
     data.mkdir()
-    # A live process sitting in the data directory, as a postmaster does.
-    with subprocess.Popen(["sleep", "120"], cwd=data) as stand_in:
+    # A live process sitting in the data directory, as a postmaster does, and a port.
+    with (
+        subprocess.Popen(["sleep", "120"], cwd=data) as stand_in,
+        socket.create_server(("127.0.0.1", 0)) as listener,
+    ):
         try:
-            socket_dir = "" if state == "port-not-answering" else str(tmp_path)
+            port = listener.getsockname()[1]
+            if state == "port-not-answering":
+                listener.close()
+            address = "" if state == "socket-only" else "127.0.0.1"
             status = "starting" if state == "starting" else "ready"
-            fields = [stand_in.pid, data, 1_700_000_000, free_port(), socket_dir, "*", 0, status]
+            fields = [stand_in.pid, data, 1_700_000_000, port, tmp_path, address, 0, status]
             if state == "half-written":
                 fields = fields[:3]
             (data / "postmaster.pid").write_text("".join(f"{field}\n" for field in fields))
+            if state != "no-password-file":
+                (data / PASSWORD_FILE).write_text("the-password\n")
             assert postmaster(data) == stand_in.pid
-            assert running_url(data) is None
+            found = running_url(data)
+            if state == "ready":
+                assert found is not None
+                assert (found.host, found.port, found.password) == (
+                    "127.0.0.1",
+                    port,
+                    "the-password",
+                )
+            else:
+                assert found is None
         finally:
             stand_in.kill()
 

@@ -13,8 +13,9 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.pool import NullPool
 
-from ci_kit.admin import Admin, Mark
+from ci_kit.admin import Admin
 from ci_kit.errors import MigrationFailed, SchemaNotInTemplate, SchemaSourceError
+from ci_kit.marks import Mark
 from ci_kit.schema import (
     FINGERPRINT_VERSION,
     SchemaSource,
@@ -130,10 +131,12 @@ class TestParsing:
 
 
 class TestFingerprint:
-    def test_templates_built_before_the_interface_keep_their_names(self) -> None:
-        """The digest's bytes are what the kit hashed when a schema was a kind and a target."""
-        before = hashlib.sha256(f"ci-kit/{FINGERPRINT_VERSION}\0pg15\0empty\0".encode())
-        assert fingerprint(EmptySchema(), server_major=15) == before.hexdigest()
+    def test_a_templates_name_is_pinned_by_its_parts(self) -> None:
+        """A refactoring that renames every template makes every project rebuild: pinned."""
+        schema = hashlib.sha256(b"empty\0").hexdigest()
+        expected = hashlib.sha256(f"ci-kit/{FINGERPRINT_VERSION}\0pg15\0{schema}".encode())
+        assert FINGERPRINT_VERSION == "2"
+        assert fingerprint(EmptySchema(), server_major=15) == expected.hexdigest()
 
     def test_changes_with_any_migration_or_env_py_and_with_the_server(self, tmp_path: Path) -> None:
         source = parse_schema_source(str(write_alembic_project(tmp_path)), tmp_path)

@@ -1,35 +1,27 @@
-"""The kit's DDL: create, clone and drop its databases, safely; SQL and nothing else.
+"""The kit's DDL: create, mark, seal, copy settings to and drop databases; SQL and nothing else.
 
-Safety rests on two things. Every database the kit creates carries a mark (a JSON
-``COMMENT ON DATABASE``) naming its kind and the run that made it, and nothing is
-dropped without the right mark. Every run holds a session-level advisory lock
-named after its run id for as long as it lives, so a later run can tell a crashed
-run's leftovers (lock free) from a live run's databases (lock held) on the same
-server, from any host. Which leftovers go, and when, is the janitor's policy
-(:mod:`ci_kit.janitor`); this module carries it out and refuses any drop a mark
-does not allow.
+One :class:`Admin` is one run's maintenance session. It creates every database
+with a mark (:mod:`ci_kit.marks`) and refuses any drop the mark does not allow;
+which leftovers go, and when, is the janitor's policy (:mod:`ci_kit.janitor`),
+and which template and clones a run makes is :mod:`ci_kit.cloning`'s.
 
-PostgreSQL keeps advisory locks per database, and runs may connect to different
-maintenance databases (``maintenance-db``), so a lock is taken in this session's
-database and then checked against ``pg_locks``, which lists every database's:
-a holder anywhere on the server counts (:meth:`Admin.try_lock`, :meth:`Admin.lock`).
-
-The kit's own sessions (this one, and the template's build connection) set what
-they depend on right after connecting (:func:`configure_session`): a role, a
-database or ``PGOPTIONS`` with a timeout or a read-only default would otherwise
-end a run's lock session while it idles, or refuse its DDL.
+The session also holds the run's advisory locks (:mod:`ci_kit.locks` names them).
+PostgreSQL keeps them per database and runs may connect to different maintenance
+databases, so a lock is taken in this session's database and then checked
+against ``pg_locks``: a holder anywhere on the server counts
+(:meth:`Admin.try_lock`, :meth:`Admin.lock`). The session is configured as the
+kit's own sessions must be (:func:`ci_kit.sessions.configure_session`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import select
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -43,52 +35,17 @@ from ci_kit.errors import (
     DatabaseInUse,
     ForeignDatabase,
     PermissionDenied,
-    ServerRefused,
     first_line,
 )
+from ci_kit.locks import GRANTED_LOCK, lock_tag, run_lock
+from ci_kit.marks import Mark
 from ci_kit.server_errors import Ddl, Operation, explain, not_owner
+from ci_kit.sessions import configure_session
 from ci_kit.setting_values import split_entry, value_sql
 
-MarkKind = Literal["worker", "template", "fresh"]
-_MARK_PREFIX = "ci-kit "
-
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Mark:
-    """What the kit writes on every database it creates, and checks before a drop."""
-
-    kind: MarkKind
-    run: str
-    base: str
-    ready: bool = True
-
-    def to_comment(self, name: str) -> str:
-        """The comment for database ``name``: the mark, and the name it was made under."""
-        return _MARK_PREFIX + json.dumps(asdict(self) | {"name": name}, sort_keys=True)
-
-    @classmethod
-    def from_comment(cls, comment: str | None, name: str) -> Mark | None:
-        """The mark of database ``name``, or None for a comment the kit did not write there.
-
-        A comment stays with a database that is renamed: one whose mark names
-        another database was renamed by a person, to keep it, and is theirs now.
-        """
-        if not comment or not comment.startswith(_MARK_PREFIX):
-            return None
-        try:
-            fields = json.loads(comment[len(_MARK_PREFIX) :])
-            if fields.get("name") != name:
-                return None
-            return cls(
-                kind=fields["kind"],
-                run=str(fields["run"]),
-                base=str(fields["base"]),
-                ready=bool(fields["ready"]),
-            )
-        except (ValueError, KeyError, TypeError):
-            return None
+# How often a lock waiter looks again at a holder in another database.
+_LOCK_POLL_SECONDS = 0.1
 
 
 def ensure_database(server_url: URL, name: str) -> bool:
@@ -103,55 +60,6 @@ def ensure_database(server_url: URL, name: str) -> bool:
         return admin.ensure_database(name)
     finally:
         admin.close()
-
-
-# What every session of the kit's own needs, whatever the role, the database or
-# PGOPTIONS say: no timeout may end a run's idle lock session or cut its DDL, and
-# its DDL must be allowed to write. With the first server version that knows each.
-_KIT_SESSION_SETTINGS = (
-    ("statement_timeout", "0", 0),  # first: a tiny one could cut the statements after it
-    ("lock_timeout", "0", 0),
-    ("idle_in_transaction_session_timeout", "0", 0),
-    ("idle_session_timeout", "0", 140000),
-    ("transaction_timeout", "0", 170000),
-    ("default_transaction_read_only", "off", 0),
-)
-_LOCK_POLL_SECONDS = 0.1
-# A granted advisory lock on the key (high, low) as pg_advisory_lock(bigint) takes it,
-# in whatever database: the one way the kit reads another session's lock.
-_GRANTED_LOCK = (
-    "locktype = 'advisory' AND granted AND classid::bigint = %s AND objid::bigint = %s "
-    "AND objsubid = 1"
-)
-
-
-def configure_session(connection: psycopg.Connection[Any]) -> None:
-    """Set what the kit's own sessions depend on, right after connecting; one round trip.
-
-    Only the kit's sessions (administration, the template's build): a test's own
-    connections behave as the user's role and database say.
-    """
-    statement = sql.SQL("; ").join(
-        sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
-        for name, value in kit_session_settings(connection.info.server_version).items()
-    )
-    autocommit = connection.autocommit
-    connection.autocommit = True  # a SET in a transaction the caller rolls back is undone
-    try:
-        connection.execute(statement)
-    except psycopg.Error as error:
-        raise ServerRefused(
-            f"the server refused the settings the kit's own sessions need ({first_line(error)}); "
-            "connect the kit to PostgreSQL directly, not through a pooler that forbids SET"
-        ) from None
-    finally:
-        if not connection.closed:
-            connection.autocommit = autocommit
-
-
-def kit_session_settings(server_version: int) -> dict[str, str]:
-    """What :func:`configure_session` sets on a server of ``server_version`` (``170002``)."""
-    return {name: value for name, value, since in _KIT_SESSION_SETTINGS if server_version >= since}
 
 
 class Admin:
@@ -242,9 +150,9 @@ class Admin:
 
         Whatever database the run took it in: ``pg_locks`` lists them all.
         """
-        high, low = _lock_tag(run_lock(run_id))
+        high, low = lock_tag(run_lock(run_id))
         return bool(
-            self._scalar(f"SELECT EXISTS (SELECT FROM pg_locks WHERE {_GRANTED_LOCK})", high, low)
+            self._scalar(f"SELECT EXISTS (SELECT FROM pg_locks WHERE {GRANTED_LOCK})", high, low)
         )
 
     def lost(self) -> str | None:
@@ -267,9 +175,9 @@ class Admin:
 
     def _held_elsewhere(self, purpose: str, *, shared: bool) -> list[int]:
         """The backends holding ``purpose`` in another database in a mode that conflicts."""
-        high, low = _lock_tag(purpose)
+        high, low = lock_tag(purpose)
         rows = self._conn.execute(
-            f"SELECT pid FROM pg_locks WHERE {_GRANTED_LOCK} "
+            f"SELECT pid FROM pg_locks WHERE {GRANTED_LOCK} "
             "AND database <> (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND (mode = 'ExclusiveLock' OR NOT %s)",
             (high, low, shared),
@@ -561,101 +469,3 @@ class Admin:
         except psycopg.Error:
             return None
         return None if owner is None else str(owner)
-
-
-def run_lock(run_id: str) -> str:
-    """The advisory lock a run holds for its whole life."""
-    return f"ci-kit:run:{run_id}"
-
-
-def _lock_tag(purpose: str) -> tuple[int, int]:
-    """How ``pg_locks`` shows a bigint advisory key: its high and low 32 bits."""
-    key = advisory_lock_key(purpose)
-    return (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
-
-
-def base_lock(base: str) -> str:
-    """Held by the run that uses the plain base name; a concurrent run picks another."""
-    return f"ci-kit:base:{base}"
-
-
-def template_use_lock(template: str) -> str:
-    """Held shared by every run cloning a template; the sweeper needs it exclusive."""
-    return f"ci-kit:use:{template}"
-
-
-def template_build_lock(template: str) -> str:
-    """Serialises builds of one template, so two runs starting together build it once."""
-    return f"ci-kit:build:{template}"
-
-
-def ensure_template(
-    admin: Admin,
-    name: str,
-    *,
-    base: str,
-    run_id: str,
-    build: Callable[[URL], None],
-) -> bool:
-    """Make sure a complete template ``name`` exists; True when this run built it.
-
-    The run keeps a shared lock on the template so no sweeper drops it while the
-    run may still clone it. Builds are serialised by a second lock: a run that
-    waited for another's build finds the template sealed and reuses it.
-    """
-    admin.lock(template_use_lock(name), shared=True)
-    if _is_sealed(admin, name):
-        return False
-
-    def waiting() -> None:
-        logger.info("waiting for another run to finish building template %s", name)
-
-    with admin.locked(template_build_lock(name), waiting=waiting):
-        if _is_sealed(admin, name):
-            return False
-        # Unsealed and nobody building it: a crashed build's leftovers.
-        admin.drop(name, allowed=_is_template)
-        mark = Mark("template", run_id, base, ready=False)
-        created = admin.create(name, mark)
-        try:
-            build(admin.url_of(name))
-        except BaseException:
-            # By oid, not mark: the build's migrations may have overwritten the comment.
-            admin.discard(name, created)
-            raise
-        admin.seal_template(name, mark)
-    return True
-
-
-def clone(admin: Admin, template: str, name: str, mark: Mark, settings: Mapping[str, str]) -> None:
-    """(Re)create ``name`` from the template: an earlier copy must be this run's or a dead run's."""
-    admin.drop(name, allowed=lambda existing: _replaceable(admin, existing, mark))
-    admin.create(name, mark, template=template)
-    admin.copy_settings(template, name)
-    admin.apply_settings(name, settings)  # the configuration's, over the template's
-
-
-def check_free(admin: Admin, name: str, mark: Mark) -> None:
-    """Raise unless :func:`clone` may (re)create ``name``: free, or an earlier copy of ours."""
-    exists, existing = admin.mark_of(name)
-    if exists and (existing is None or not _replaceable(admin, existing, mark)):
-        raise ForeignDatabase(
-            f"database {name!r} exists and was not created by the kit (or belongs to a "
-            "live run), and an xdist worker of this run needs that name: drop or rename "
-            "it yourself, or choose another base name"
-        )
-
-
-def _replaceable(admin: Admin, existing: Mark, mark: Mark) -> bool:
-    return existing.kind == mark.kind and (
-        existing.run == mark.run or not admin.run_is_alive(existing.run)
-    )
-
-
-def _is_sealed(admin: Admin, name: str) -> bool:
-    exists, mark = admin.mark_of(name)
-    return exists and mark is not None and mark.kind == "template" and mark.ready
-
-
-def _is_template(mark: Mark) -> bool:
-    return mark.kind == "template"

@@ -38,7 +38,8 @@ server: start or find the embedded PostgreSQL kept for this project (from
 [tool.ci-kit] and CI_KIT_* only: it is not a pytest run, ini options do not apply).
 
 clean: drop the kit's databases that no live run uses (templates, a crashed
-run's worker databases) from this project's server; never a database without
+run's worker databases) from this project's server: by default only those of
+this project's base name, with --all every base's; never a database without
 the kit's mark."""
 
 _NOTHING_RUNNING = (
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = find_rootdir(Path.cwd())
     try:
         if options.command == "clean":
-            return _clean(dry_run=options.dry_run, root=root)
+            return _clean(dry_run=options.dry_run, all_bases=options.all_bases, root=root)
         return _server(options.database, stop=options.stop, root=root)
     except CiKitError as error:
         print(f"ERROR: ci-kit: {error}", file=sys.stderr)
@@ -93,8 +94,12 @@ def _server(database: str | None, *, stop: bool, root: Path) -> int:
     return 0
 
 
-def _clean(*, dry_run: bool, root: Path) -> int:
-    """List, then drop, the kit's databases on the project's server that no live run uses."""
+def _clean(*, dry_run: bool, all_bases: bool, root: Path) -> int:
+    """List, then drop, the kit's databases on the project's server that no live run uses.
+
+    Only the project's own base name's, unless ``all_bases``: a shared server holds
+    other projects' templates, which their runs would otherwise have to rebuild.
+    """
     from ci_kit import janitor
     from ci_kit.admin import Admin
 
@@ -102,21 +107,23 @@ def _clean(*, dry_run: bool, root: Path) -> int:
     if server is None:
         print(_NOTHING_RUNNING)
         return 0
-    url, where = server
+    url, where, base_name = server
+    base = None if all_bases else base_name
     verdicts: list[Verdict] = []
     admin = Admin(url)
     try:
-        for verdict in janitor.clean(admin, dry_run=dry_run):
+        for verdict in janitor.clean(admin, base=base, dry_run=dry_run):
             print(_clean_line(verdict, dry_run=dry_run), flush=True)
             verdicts.append(verdict)
     finally:
         admin.close()
-    print(_clean_summary(verdicts, where, dry_run=dry_run))
+    print(_clean_summary(verdicts, where, base, dry_run=dry_run))
     return 0
 
 
-def _server_to_clean(root: Path) -> tuple[URL, str] | None:
-    """The server the project's runs use, and how to name it; None if it is not running.
+def _server_to_clean(root: Path) -> tuple[URL, str, str] | None:
+    """The server the project's runs use, how to name it, and the project's base name;
+    None if it is not running.
 
     The kept embedded server is found, never started: starting one to empty it
     would cost an initdb and clean nothing.
@@ -127,30 +134,51 @@ def _server_to_clean(root: Path) -> tuple[URL, str] | None:
     config = load_config(root, read_pyproject_table(root), os.environ, {})
     url = config.external_server()
     if url is not None:
-        return url, mask(url)
+        return url, mask(url), config.base_name
     data_dir = reuse_data_dir(root)
     kept = running_url(data_dir)
-    return None if kept is None else (kept, f"the kept embedded server in {data_dir}")
+    if kept is None:
+        return None
+    return kept, f"the kept embedded server in {data_dir}", config.base_name
 
 
 def _clean_line(verdict: Verdict, *, dry_run: bool) -> str:
+    name, mark = shown_name(verdict.name), verdict.mark
     if verdict.kept is not None:
-        return f"kept {verdict.name}: {verdict.kept}"
-    mark = verdict.mark
+        return f"kept {name}: {verdict.kept}"
     what = (
-        f"template of {mark.base}"
+        f"template of {shown_name(mark.base)}"
         if mark.kind == "template"
-        else f"{mark.kind} database of ended run {mark.run}"
+        else f"{mark.kind} database of ended run {shown_name(mark.run)}"
     )
-    return f"{'would drop' if dry_run else 'dropped'} {verdict.name} ({what})"
+    return f"{'would drop' if dry_run else 'dropped'} {name} ({what})"
 
 
-def _clean_summary(verdicts: Sequence[Verdict], where: str, *, dry_run: bool) -> str:
+def _clean_summary(
+    verdicts: Sequence[Verdict], where: str, base: str | None, *, dry_run: bool
+) -> str:
+    # repr: the helper's escaping, always quoted, so the base reads apart from the text.
+    scope = "(all bases)" if base is None else f"for base {base!r}"
     if not verdicts:
-        return f"nothing to clean: no database with the kit's mark on {where}"
+        return f"nothing to clean: no database with the kit's mark on {where} {scope}"
     kept = sum(verdict.kept is not None for verdict in verdicts)
     action = "would drop" if dry_run else "dropped"
-    return f"{action} {len(verdicts) - kept} and kept {kept} of the kit's databases on {where}"
+    counts = f"{action} {len(verdicts) - kept} and kept {kept}"
+    return f"{counts} of the kit's databases on {where} {scope}"
+
+
+def shown_name(name: str) -> str:
+    """A database name (or a mark's base or run) as ``clean`` prints it: one unambiguous word.
+
+    Names come from every role's databases, so one may hold a newline, a control
+    character or a right-to-left mark that would forge or reorder ``clean``'s lines.
+    A name that is plain printable text without spaces stays as it is; any other
+    is printed as Python's ``repr``, which escapes every non-printable character.
+    A plain name starting with a quote is quoted too, so no bare name can be
+    mistaken for a quoted one: different names always print differently.
+    """
+    plain = bool(name) and name.isprintable() and " " not in name and name[0] not in "'\""
+    return name if plain else repr(name)
 
 
 def run_pytest(pytest_args: Sequence[str]) -> NoReturn:
@@ -199,17 +227,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     clean = commands.add_parser(
         "clean",
-        help="drop the kit's databases that no live run uses",
+        help="drop this project's databases of the kit's that no live run uses",
         description="List, then drop, the databases the kit created on this project's "
-        "server that no live run uses: templates of any base that no run is cloning "
-        "from or building, and worker and fresh databases of runs that have ended. "
-        "Databases of a live run are listed as kept, with the reason; a database "
-        "without the kit's mark is never listed nor dropped. The server is the "
-        "project's configured one ([tool.ci-kit] url, CI_KIT_DATABASE_URL), else its "
-        "kept embedded server if that is running (it is never started to be cleaned).",
+        "server that no live run uses: templates that no run is cloning from or "
+        "building, and worker and fresh databases of runs that have ended. By default "
+        "only this project's: those of its base name ([tool.ci-kit] base-name, "
+        "CI_KIT_BASE_NAME, else the URL's database, else 'test'), including a run's "
+        "private <base>_<run> names; --all takes every base's, other projects' on a "
+        "shared server included. Databases of a live run, and another role's that "
+        "this role may not drop, are listed as kept, with the reason; a database "
+        "without the kit's mark is never listed nor dropped. Names that are not plain "
+        "text are printed escaped, as Python strings. The server is the project's "
+        "configured one ([tool.ci-kit] url, CI_KIT_DATABASE_URL), else its kept "
+        "embedded server if that is running (it is never started to be cleaned).",
     )
     clean.add_argument(
         "--dry-run", action="store_true", help="list what would be dropped; drop nothing"
+    )
+    clean.add_argument(
+        "--all",
+        dest="all_bases",
+        action="store_true",
+        help="every base's databases on the server, not only this project's base name's",
     )
     return parser
 

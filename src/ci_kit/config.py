@@ -193,7 +193,7 @@ SETTINGS: tuple[Setting, ...] = (
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
-_KNOWN_KEYS = frozenset(s.key for s in SETTINGS) | {"maintenance-db", "database-settings"}
+_KNOWN_KEYS = frozenset(s.key for s in SETTINGS) | {"maintenance-db", "database-settings", "env"}
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,9 @@ class KitConfig:
     url_env: str | None = None
     url_driver: str | None = None
     """The scheme and driver the URL was written with (``postgresql``): ``url-env``'s."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Variables pointed at each process's database, and their templates: the
+    ``[tool.ci-kit.env]`` table with ``url-env`` folded in (:mod:`ci_kit.variables`)."""
     alembic_logging: AlembicLogging = "quiet"
     seed: str | None = None
     seed_files: tuple[str, ...] = ()
@@ -323,6 +326,9 @@ def load_config(
             "the ini option ci_kit_url or [tool.ci-kit] url"
         )
     pg_bin_dir = values.get("pg-bin-dir")
+    url_env = cast(str | None, values.get("url-env"))
+    from ci_kit.variables import parse_templates
+
     return KitConfig(
         root=root,
         enabled=enabled,
@@ -335,8 +341,9 @@ def load_config(
         allow_any_name=bool(values.get("allow-any-name", False)),
         embedded_binaries=cast(BinariesSource, values.get("embedded-binaries", "auto")),
         pg_bin_dir=_resolve_path(root, str(pg_bin_dir)) if pg_bin_dir else None,
-        url_env=cast(str | None, values.get("url-env")),
+        url_env=url_env,
         url_driver=url_driver,
+        env=parse_templates(table.get("env"), url_env),
         alembic_logging=cast(AlembicLogging, values.get("alembic-logging", "quiet")),
         seed=cast(str | None, values.get("seed")),
         seed_files=_split_list(cast(str, values.get("seed-files", ""))),

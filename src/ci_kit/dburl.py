@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import quote, quote_plus, urlencode
 
 from sqlalchemy.engine import URL, make_url
@@ -130,6 +131,36 @@ def environment_url(url: URL, drivername: str) -> str:
     query = urlencode(pairs, safe="", quote_via=quote)
     database = quote(url.database or "", safe="")
     return f"{drivername}://{userinfo}{host}{port}/{database}" + (f"?{query}" if query else "")
+
+
+def url_parts(url: URL) -> dict[str, Any]:
+    """``url`` as plain values that cross a process boundary (JSON) intact.
+
+    Parts, not a rendered string: a password with ``%`` or ``@`` in it arrives
+    exactly as it left.
+    """
+    return {
+        "drivername": url.drivername,
+        "username": url.username,
+        "password": url.password,
+        "host": url.host,
+        "port": url.port,
+        "database": url.database,
+        "query": dict(url.query),
+    }
+
+
+def url_from_parts(parts: Mapping[str, Any]) -> URL:
+    """The URL :func:`url_parts` took apart."""
+    return URL.create(
+        drivername=parts["drivername"],
+        username=parts["username"],
+        password=parts["password"],
+        host=parts["host"],
+        port=parts["port"],
+        database=parts["database"],
+        query=parts["query"],
+    )
 
 
 def render(url: URL) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING
 
 import pytest
@@ -38,7 +38,7 @@ _WORKER_ENV = "PYTEST_XDIST_WORKER"  # xdist's, in every worker's environment
 def hand_to_workers(config: pytest.Config, plan: RunPlan) -> None:
     """Put ``plan`` where the workers xdist is about to start will find it."""
     wire = {"controller": os.getpid(), "plan": plan.to_wire()}
-    set_for_the_run(config, PLAN_ENV, json.dumps(wire))
+    set_for_the_run(config, {PLAN_ENV: json.dumps(wire)})
 
 
 def plan_from_controller(
@@ -61,14 +61,14 @@ def plan_from_controller(
     return RunPlan.from_wire(wire["plan"]), worker_id
 
 
-def set_for_the_run(config: pytest.Config, name: str, value: str) -> None:
-    """``os.environ[name] = value`` until the run ends, then what it was.
+def set_for_the_run(config: pytest.Config, values: Mapping[str, str]) -> None:
+    """``os.environ.update(values)`` until the run ends, then what each held.
 
     The environment is how the run reaches what it does not call: its workers
-    (the plan) and the application's conftests (``url-env``).
+    (the plan) and the application's settings (``url-env``, ``[tool.ci-kit.env]``).
     """
-    from ci_kit.workers import environment_variable
+    from ci_kit.variables import pointed
 
     restore = contextlib.ExitStack()
-    restore.enter_context(environment_variable(name, value))
+    restore.enter_context(pointed(values))
     config.add_cleanup(restore.close)

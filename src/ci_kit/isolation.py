@@ -17,8 +17,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from ci_kit.dburl import environment_url
-
 if TYPE_CHECKING:
     from ci_kit.workers import WorkerDatabases
 
@@ -48,19 +46,14 @@ def truncated(stash: pytest.Stash, engine: Engine) -> Iterator[Connection]:
 
 
 def fresh(databases: WorkerDatabases) -> Iterator[Connection]:
-    """A clone of its own for the test; ``url-env`` names it while the test runs."""
-    from ci_kit.workers import environment_variable
+    """A clone of its own for the test; the project's variables name it while the test runs."""
+    from ci_kit.variables import pointed
 
     url = databases.create_fresh()
     databases.check_ours(url)
     engine = create_engine(url, poolclass=NullPool)
     try:
-        with (
-            environment_variable(
-                databases.plan.url_env, environment_url(url, databases.plan.url_driver)
-            ),
-            engine.connect() as connection,
-        ):
+        with pointed(databases.plan.variables_for(url)), engine.connect() as connection:
             yield connection
     finally:
         engine.dispose()

@@ -18,8 +18,11 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from ci_kit.admin import Admin, Mark, template_build_lock, template_use_lock
+from ci_kit.admin import Admin
+from ci_kit.dburl import run_base_name
 from ci_kit.errors import CiKitError, DatabaseInUse, ForeignDatabase, PermissionDenied
+from ci_kit.locks import template_build_lock, template_use_lock
+from ci_kit.marks import Mark
 
 _SWEEP_LOCK = "ci-kit:sweep"
 
@@ -50,16 +53,33 @@ def sweep(admin: Admin, *, run_id: str, base: str, keep_template: str) -> list[s
         admin.unlock(_SWEEP_LOCK)
 
 
-def clean(admin: Admin, *, dry_run: bool = False) -> Iterator[Verdict]:
-    """Drop every database of the kit's on the server that no live run uses.
+def clean(admin: Admin, *, base: str | None = None, dry_run: bool = False) -> Iterator[Verdict]:
+    """Drop the kit's databases of ``base`` (None: of every base) that no live run uses.
 
-    Sweep's rules without its scope: templates of every base go too, since a
-    person asked. Unmarked databases are not even listed. Lazy, so a person sees
-    each database as it goes; it waits for a run's sweep to finish rather than
-    race it for the same databases.
+    Sweep's rules without its run's scope: sealed templates go too, since a person
+    asked. ``base`` keeps one project's clean off the databases of other projects
+    sharing the server. Unmarked databases are not even listed. Lazy, so a person
+    sees each database as it goes; it waits for a run's sweep to finish rather
+    than race it for the same databases.
     """
+
+    def in_scope(_name: str, mark: Mark) -> bool:
+        return base is None or of_base(mark, base)
+
     with admin.locked(_SWEEP_LOCK):
-        yield from _judge(admin, lambda name, mark: True, dry_run=dry_run)
+        yield from _judge(admin, in_scope, dry_run=dry_run)
+
+
+def of_base(mark: Mark, base: str) -> bool:
+    """Whether the marked database was made by a run of the project whose base name is ``base``.
+
+    A template's mark names the configured base; a worker or fresh database's names
+    the base its run used, which is the run's private ``run_base_name`` when another
+    live run held the configured one. The mark carries the run id, so that private
+    name is recomputed rather than guessed from a prefix: another project's base
+    may start with this one's.
+    """
+    return mark.base in (base, run_base_name(base, mark.run))
 
 
 def _sweep(admin: Admin, *, run_id: str, base: str, keep_template: str) -> list[str]:

@@ -13,47 +13,30 @@ import logging
 import time
 import uuid
 from contextlib import ExitStack
-from typing import Any
 
 import psycopg
-from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL
-from sqlalchemy.pool import NullPool
 
 from ci_kit import janitor, outage
-from ci_kit.admin import (
-    Admin,
-    Mark,
-    base_lock,
-    check_free,
-    clone,
-    configure_session,
-    ensure_template,
-    run_lock,
-)
+from ci_kit.admin import Admin
+from ci_kit.cloning import check_free, clone, ensure_template
 from ci_kit.config import KitConfig
 from ci_kit.dburl import (
     DRIVERNAME,
     check_test_name,
-    environment_url,
     redact,
     run_base_name,
     template_database_name,
     worker_database_name,
 )
 from ci_kit.errors import CiKitError, Interrupted, first_line
+from ci_kit.locks import base_lock, run_lock
+from ci_kit.marks import Mark
 from ci_kit.plan import RunPlan, RunReport
 from ci_kit.postgres import EmbeddedPostgres, start_server
 from ci_kit.postgres.interrupts import taken_as_interrupt
-from ci_kit.schema import (
-    SchemaSource,
-    Seed,
-    build_schema,
-    fingerprint,
-    parse_schema_source,
-    parse_seed,
-)
-from ci_kit.workers import environment_variable
+from ci_kit.schema.process import ProjectSchema, project_schema, request_from
+from ci_kit.variables import rendered
 
 logger = logging.getLogger(__name__)
 
@@ -137,29 +120,25 @@ def prepare_run(config: KitConfig, *, workers: int = 0) -> PreparedRun:
     getting its database is found here, once, before any worker starts.
     """
     check_test_name(config.base_name, allow_any_name=config.allow_any_name)
-    source = parse_schema_source(
-        config.schema, config.root, quiet_alembic=config.alembic_logging == "quiet"
-    )
-    seed = parse_seed(config.seed, config.seed_files, config.root)
-    started = time.perf_counter()
-    embedded, server_url, server_text = start_server(config)
-    server_seconds = time.perf_counter() - started
-    # A CI timeout's SIGTERM unwinds the preparation as Ctrl-C does, server or not.
-    with taken_as_interrupt(), ExitStack() as undo:  # whatever fails, unwound in reverse
-        if embedded is not None:
-            undo.callback(embedded.stop)
-        admin = Admin(server_url)
-        undo.callback(admin.close)
-        run = _prepare(config, source, seed, admin, embedded, server_text, server_seconds)
-        _rehearse(admin, run.plan, workers)
-        undo.pop_all()  # the run owns them now: PreparedRun.close
+    with project_schema(request_from(config), _nowhere(config)) as schema:
+        started = time.perf_counter()
+        embedded, server_url, server_text = start_server(config)
+        server_seconds = time.perf_counter() - started
+        # A CI timeout's SIGTERM unwinds the preparation as Ctrl-C does, server or not.
+        with taken_as_interrupt(), ExitStack() as undo:  # whatever fails, unwound in reverse
+            if embedded is not None:
+                undo.callback(embedded.stop)
+            admin = Admin(server_url)
+            undo.callback(admin.close)
+            run = _prepare(config, schema, admin, embedded, server_text, server_seconds)
+            _rehearse(admin, run.plan, workers)
+            undo.pop_all()  # the run owns them now: PreparedRun.close
     return run
 
 
 def _prepare(
     config: KitConfig,
-    source: SchemaSource,
-    seed: Seed | None,
+    schema: ProjectSchema,
     admin: Admin,
     embedded: EmbeddedPostgres | None,
     server_text: str,
@@ -174,20 +153,18 @@ def _prepare(
             "another run is using %r on this server; this run uses %r", config.base_name, base
         )
     major, version = admin.server_version()
-    template = template_database_name(
-        config.base_name, fingerprint(source, server_major=major, seed=seed)
-    )
-    swept = janitor.sweep(admin, run_id=run_id, base=config.base_name, keep_template=template)
-    # url-env names each database as the user wrote the URL (a raw libpq client reads
+    # {url} names each database as the user wrote the URL (a raw libpq client reads
     # postgresql://); an embedded server's is the kit's own psycopg 3 URL.
     url_driver = DRIVERNAME if embedded is not None else config.url_driver or DRIVERNAME
+    template = template_database_name(config.base_name, schema.reading.fingerprint(major))
+    swept = janitor.sweep(admin, run_id=run_id, base=config.base_name, keep_template=template)
     started = time.perf_counter()
     built = ensure_template(
         admin,
         template,
         base=config.base_name,
         run_id=run_id,
-        build=lambda url: _build_template(url, source, seed, config.url_env, url_driver),
+        build=lambda url: _build_template(url, schema, config, url_driver),
     )
     plan = RunPlan.for_server(
         admin.server_url,
@@ -196,7 +173,7 @@ def _prepare(
         template=template,
         isolation=config.isolation,
         settings=dict(config.database_settings),
-        url_env=config.url_env,
+        env=dict(config.env),
         url_driver=url_driver,
     )
     report = RunReport(
@@ -204,12 +181,12 @@ def _prepare(
         version=version,
         base_name=base,
         template=template,
-        schema=source.describe(),
+        schema=schema.reading.describe,
         template_built=built,
         template_seconds=time.perf_counter() - started,
         swept=tuple(swept),
         server_seconds=server_seconds,
-        seed=seed.target if seed is not None else None,
+        seed=config.seed,
     )
     return PreparedRun(plan, report, admin, embedded)
 
@@ -232,23 +209,26 @@ def _rehearse(admin: Admin, plan: RunPlan, workers: int) -> None:
     admin.drop(trial, allowed=lambda existing: existing.run == plan.run_id)
 
 
-def _build_template(
-    url: URL, source: SchemaSource, seed: Seed | None, url_env: str | None, url_driver: str
-) -> None:
-    seeded = f", seeded by {seed.target}" if seed is not None else ""
-    logger.info("building template %s from %s%s", url.database, source.describe(), seeded)
-    # NullPool: no pooled connection may outlive the build, or cloning would wait
-    # for it and then fail ("source database is being accessed by other users").
-    engine = create_engine(url, poolclass=NullPool)
-    event.listen(engine, "connect", _configure_build_session)
+def _nowhere(config: KitConfig) -> dict[str, str]:
+    """The variables while the schema is read: a database that exists nowhere.
+
+    Before any server is known; on the configured server's address when there is
+    one. Code that connects at import (an engine that reflects tables) fails there,
+    rather than on the database the developer's settings name.
+    """
+    nowhere = URL.create(DRIVERNAME, username="ci_kit", host="127.0.0.1", port=9)
+    server = config.url or nowhere
+    database = f"{config.base_name}_schema_reader"
+    return rendered(config.env, server.set(database=database), config.url_driver or DRIVERNAME)
+
+
+def _build_template(url: URL, schema: ProjectSchema, config: KitConfig, url_driver: str) -> None:
+    seeded = f", seeded by {config.seed}" if config.seed else ""
+    logger.info("building template %s from %s%s", url.database, schema.reading.describe, seeded)
     try:
-        # Code run by the build that reads the application's URL (an env.py that
-        # imports the app's settings) sees the template, never the developer's database.
-        with (
-            environment_variable(url_env, environment_url(url, url_driver)),
-            engine.connect() as connection,
-        ):
-            build_schema(source, connection, seed=seed)
+        # Code run by the build that reads the application's settings (an env.py that
+        # imports them) sees the template, never the developer's database.
+        schema.build(url, rendered(config.env, url, url_driver))
     except KeyboardInterrupt as interrupt:
         if isinstance(interrupt, Interrupted):
             raise
@@ -257,10 +237,3 @@ def _build_template(
             f"interrupted ({str(interrupt) or 'SIGINT'}) while building template "
             f"{url.database}; the half-built template is not kept, no test ran"
         ) from None
-    finally:
-        engine.dispose()
-
-
-def _configure_build_session(dbapi_connection: Any, _record: Any) -> None:
-    """The build is the kit's session too: no role's timeout or read-only default cuts it."""
-    configure_session(dbapi_connection)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from ci_kit.dburl import DRIVERNAME
+from ci_kit.dburl import DRIVERNAME, url_from_parts, url_parts
 
 
 @dataclass(frozen=True)
@@ -32,25 +32,27 @@ class RunPlan:
     template: str
     isolation: str
     settings: Mapping[str, str] = field(default_factory=dict)
-    url_env: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The variables pointed at each process's database, with their templates."""
     url_driver: str = DRIVERNAME
-    """The scheme and driver ``url-env`` is rendered in: the configured URL's."""
+    """The scheme and driver ``{url}`` is rendered in: the configured URL's."""
 
     @property
     def server_url(self) -> URL:
-        parts = dict(self.server)
-        return URL.create(
-            drivername=parts["drivername"],
-            username=parts["username"],
-            password=parts["password"],
-            host=parts["host"],
-            port=parts["port"],
-            database=parts["database"],
-            query=parts["query"],
-        )
+        return url_from_parts(self.server)
+
+    def variables_for(self, url: URL) -> dict[str, str]:
+        """The values of :attr:`env` for the database ``url`` names."""
+        from ci_kit.variables import rendered
+
+        return rendered(self.env, url, self.url_driver)
 
     def to_wire(self) -> dict[str, Any]:
-        return asdict(self) | {"server": dict(self.server), "settings": dict(self.settings)}
+        return asdict(self) | {
+            "server": dict(self.server),
+            "settings": dict(self.settings),
+            "env": dict(self.env),
+        }
 
     @classmethod
     def from_wire(cls, wire: Mapping[str, Any]) -> RunPlan:
@@ -58,16 +60,7 @@ class RunPlan:
 
     @classmethod
     def for_server(cls, url: URL, **fields: Any) -> RunPlan:
-        server = {
-            "drivername": url.drivername,
-            "username": url.username,
-            "password": url.password,
-            "host": url.host,
-            "port": url.port,
-            "database": url.database,
-            "query": dict(url.query),
-        }
-        return cls(server=server, **fields)
+        return cls(server=url_parts(url), **fields)
 
 
 @dataclass(frozen=True)

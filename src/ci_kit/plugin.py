@@ -26,9 +26,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
@@ -99,6 +98,7 @@ def pytest_load_initial_conftests(
             return
         kit = load_config(config.rootpath, table or {}, os.environ, cli, ini=ini)
         config.stash[_CONFIG_KEY] = kit
+        _warn_unmanaged(config, kit)
         workers = config.stash[_WORKERS_KEY] = _planned_workers(config)
         plan = _prepare_run(config, kit, workers=workers)
         if workers:
@@ -273,10 +273,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def _serve_workers(config: pytest.Config, plan: RunPlan) -> None:
     """Leave the plan for the workers xdist is about to start; the controller gets no database."""
     hand_to_workers(config, plan)
-    if plan.url_env:
-        # The controller imports conftests too, but has no database: a name that
-        # exists nowhere makes an accidental connection fail instead of landing elsewhere.
-        _point_url_env(config, plan, plan.base_name + "_controller")
+    # The controller imports conftests too, but has no database: a name that exists
+    # nowhere makes an accidental connection fail instead of landing elsewhere.
+    _point_variables(config, plan, plan.base_name + "_controller")
 
 
 def _cli_values(config: pytest.Config) -> dict[str, object]:
@@ -320,7 +319,6 @@ def _prepare_run(config: pytest.Config, kit: KitConfig, *, workers: int) -> RunP
     with (
         phase(config.stash, "prepare"),
         _capture_suspended(config),
-        _project_modules_forgotten(config.rootpath),
         forwarded_to(log, level=level),
     ):
         run = prepare_run(kit, workers=workers)
@@ -354,32 +352,6 @@ class _LockWatch:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown" and (line := self._lost_line()) is not None:
             pytest.exit(line, returncode=pytest.ExitCode.USAGE_ERROR)
-
-
-@contextlib.contextmanager
-def _project_modules_forgotten(root: Path) -> Iterator[None]:
-    """Forget the project's modules that building the template imported.
-
-    An ``env.py`` importing the application runs its module-level code (an engine
-    from ``DATABASE_URL``, cached settings) while ``url-env`` names the template.
-    Forgotten, they are imported afresh by the conftests, with this process's own
-    database; libraries (anything in a site-packages) stay, as pytester keeps them.
-    """
-    before = set(sys.modules)
-    try:
-        yield
-    finally:
-        for name in set(sys.modules) - before:
-            if _is_project_module(sys.modules[name], root):
-                del sys.modules[name]
-
-
-def _is_project_module(module: ModuleType, root: Path) -> bool:
-    location = getattr(module, "__file__", None)
-    if not location:
-        return False
-    path = Path(location)
-    return path.is_relative_to(root) and not {"site-packages", "dist-packages"} & set(path.parts)
 
 
 def _capture_suspended(config: pytest.Config) -> contextlib.AbstractContextManager[None]:
@@ -452,8 +424,7 @@ def _open_databases(config: pytest.Config, plan: RunPlan, worker_id: str | None)
     with phase(config.stash, "clone"):
         databases.create()
     config.stash[DATABASES_KEY] = databases
-    if plan.url_env:
-        _point_url_env(config, plan, databases.name)
+    _point_variables(config, plan, databases.name)
 
 
 def _lines_on_terminal(config: pytest.Config) -> contextlib.AbstractContextManager[None]:
@@ -463,37 +434,61 @@ def _lines_on_terminal(config: pytest.Config) -> contextlib.AbstractContextManag
     return forwarded_to(_early_log(config), level=logging.WARNING)
 
 
-def _point_url_env(config: pytest.Config, plan: RunPlan, database: str) -> None:
-    """Set ``url-env`` to ``database`` on the run's server until the run ends.
+def _point_variables(config: pytest.Config, plan: RunPlan, database: str) -> None:
+    """Point the project's variables at ``database`` on the run's server until the run ends.
 
-    A value it held before (the developer's ``DATABASE_URL`` from a ``.env``) is
+    What they held before (the developer's ``DATABASE_URL`` from a ``.env``) is
     named, masked, in the run's header, and restored afterwards; the kit never
     connects to it.
     """
-    from ci_kit.dburl import environment_url, with_database
+    from ci_kit.dburl import with_database
+    from ci_kit.variables import masked_value
 
-    name = plan.url_env
-    assert name is not None
-    previous = os.environ.get(name)
-    url = environment_url(with_database(plan.server_url, database), plan.url_driver)
-    set_for_the_run(config, name, url)
-    if previous is not None and previous != url:
-        config.stash[_NOTES_KEY] = [
-            f"{name} was {_masked(previous)} before this run: every test process "
-            f"uses its own database instead; the kit never connects to that one"
-        ]
+    values = plan.variables_for(with_database(plan.server_url, database))
+    before = [
+        f"{name} was {masked_value(plan.env[name], previous)}"
+        for name, value in values.items()
+        if (previous := os.environ.get(name)) is not None and previous != value
+    ]
+    set_for_the_run(config, values)
+    if before:
+        _note(
+            config,
+            f"{', '.join(before)} before this run: every test process uses its own "
+            "database instead; the kit never connects to that one",
+        )
 
 
-def _masked(raw: str) -> str:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+def _warn_unmanaged(config: pytest.Config, kit: KitConfig) -> None:
+    """One header line when the application may find its database where the kit does not point.
 
-    from ci_kit.dburl import mask
+    The trap it names: a project that configures the kit but not its variables
+    runs the application's engine, and the conftest's writes, on the database its
+    settings name, the developer's, while every test passes.
+    """
+    from ci_kit.variables import masked_value, suggested_template, unmanaged
 
-    try:
-        return mask(make_url(raw))
-    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
-        return "a value that is not a URL"
+    found = unmanaged(kit.env, os.environ, config.rootpath)
+    if not found:
+        return
+    described = ", ".join(
+        f"{name}={masked_value(suggested_template(name), os.environ[name])}"
+        if where == "environment"
+        else f"{name} (in {where})"
+        for name, where in found
+    )
+    settings = ", ".join(f'{name} = "{suggested_template(name)}"' for name, _ in found)
+    _note(
+        config,
+        f"{described} set, and not pointed at the test databases: code that reads "
+        f"{'it' if len(found) == 1 else 'them'} reaches the database named there; add "
+        f"[tool.ci-kit.env] {settings} (README: Adoption guide)",
+    )
+
+
+def _note(config: pytest.Config, line: str) -> None:
+    """A line for the run's header, under the report's."""
+    config.stash.setdefault(_NOTES_KEY, []).append(line)
 
 
 def _option(config: pytest.Config, dest: str, default: Any = None) -> Any:

@@ -5,46 +5,24 @@ Every xdist worker runs this, so it stands apart from the controller's preparati
 the schema code, the sweep or the server's start. What it creates it marks with the
 run's id and drops only under that mark; a killed worker's leftovers go with the
 controller's cleanup or the next run's sweep.
-
-Pointing a variable at a database for a while (:func:`environment_variable`) is
-here too: a worker points ``url-env`` at its clones, and the controller borrows it
-for the template's build and the plan's hand-off without loading anything more.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psycopg
 from sqlalchemy.engine import URL
 
 from ci_kit import outage
-from ci_kit.admin import Admin, Mark, MarkKind, clone
+from ci_kit.admin import Admin
+from ci_kit.cloning import clone
 from ci_kit.dburl import fresh_database_name, redact, worker_database_name
 from ci_kit.errors import CiKitError, ForeignDatabase, RunLockLost, first_line
+from ci_kit.marks import Mark, MarkKind
 from ci_kit.plan import RunPlan
 
 logger = logging.getLogger(__name__)
-
-
-@contextmanager
-def environment_variable(name: str | None, value: str) -> Iterator[None]:
-    """``os.environ[name] = value`` for the block, then what it was; nothing when no name."""
-    if name is None:
-        yield
-        return
-    previous = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
 
 
 class WorkerDatabases:

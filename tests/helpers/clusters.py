@@ -1,12 +1,40 @@
-"""The embedded clusters the kit starts, found from the commands it logged."""
+"""The embedded clusters the kit starts, found from the commands it logged or the server."""
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
 
+from sqlalchemy.engine import URL
+
+from ci_kit.connecting import connect
+
 
 def initdb_base(lines: list[str]) -> Path:
     """The temporary directory a logged ``initdb -D <base>/data`` command created."""
     argv = shlex.split(next(line for line in lines if "initdb -D" in line))
     return Path(argv[argv.index("-D") + 1]).parent
+
+
+def cluster_directory(data_directory: str) -> Path:
+    """The directory of the ephemeral cluster whose server reports ``data_directory``.
+
+    The kit makes ``<cluster>/data`` with the socket and the log beside it, and deletes
+    ``<cluster>`` when it stops: that is what must be gone after a run. Its URL no longer
+    names it (TCP on 127.0.0.1), so tests ask the server: ``SHOW data_directory``.
+    """
+    return Path(data_directory).parent
+
+
+def socket_url(url: URL) -> URL:
+    """``url`` through the embedded server's private socket, where it trusts every role.
+
+    Over TCP a role the server does not know fails like a wrong password, on purpose;
+    only the socket lets a test see what the kit says of an unknown role.
+    """
+    with connect(url) as conn:
+        row = conn.execute("SHOW unix_socket_directories").fetchone()
+    assert row is not None
+    socket_dir = str(row[0]).split(",")[0].strip()
+    query = {"host": socket_dir, "port": str(url.port)}
+    return URL.create(url.drivername, url.username, database=url.database, query=query)

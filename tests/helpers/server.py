@@ -18,9 +18,11 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from ci_kit.admin import Admin, ensure_template, run_lock
+from ci_kit.admin import Admin
+from ci_kit.cloning import ensure_template
 from ci_kit.connecting import connect_kwargs
 from ci_kit.dburl import with_database
+from ci_kit.locks import run_lock
 from tests.helpers.runs import wait_until
 
 TEST_PASSWORD = "p@ss:w/rd%20 #?+"

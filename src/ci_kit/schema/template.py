@@ -34,8 +34,12 @@ from ci_kit.schema.seed import Seed
 from ci_kit.schema.source import SchemaSource
 from ci_kit.schema.targets import split_target
 
-FINGERPRINT_VERSION = "1"
-"""Bumped when the way the kit builds a template changes, invalidating old ones."""
+FINGERPRINT_VERSION = "2"
+"""Bumped when the way the kit builds or names a template changes, invalidating old ones.
+
+2: the schema's digest is taken apart from the server's major version, in the
+child process that reads the schema.
+"""
 
 
 def parse_schema_source(
@@ -60,16 +64,27 @@ def parse_schema_source(
 
 
 def fingerprint(source: SchemaSource, *, server_major: int, seed: Seed | None = None) -> str:
-    """A hex digest of everything that shapes the template built from ``source`` and ``seed``.
+    """A hex digest of everything that shapes the template built from ``source`` and ``seed``."""
+    return template_fingerprint(schema_digest(source, seed), server_major=server_major)
 
-    Without a seed it is the digest the kit has always computed, so templates built
-    before seeding existed are still found.
+
+def schema_digest(source: SchemaSource, seed: Seed | None = None) -> str:
+    """A hex digest of what the project's files say the template holds, for any server.
+
+    Computed where the project's code may run (:mod:`ci_kit.schema.process`),
+    before the kit knows which server it will get.
     """
-    digest = hashlib.sha256(f"ci-kit/{FINGERPRINT_VERSION}\0pg{server_major}\0".encode())
+    digest = hashlib.sha256()
     seed_parts = seed.fingerprint_parts() if seed is not None else ()
     for part in chain(source.fingerprint_parts(), seed_parts):
         digest.update(part + b"\0")
     return digest.hexdigest()
+
+
+def template_fingerprint(digest: str, *, server_major: int) -> str:
+    """The template's fingerprint: the schema's digest, for this kit and this server's major."""
+    prefix = f"ci-kit/{FINGERPRINT_VERSION}\0pg{server_major}\0"
+    return hashlib.sha256(f"{prefix}{digest}".encode()).hexdigest()
 
 
 def build_schema(source: SchemaSource, connection: Connection, *, seed: Seed | None = None) -> None:

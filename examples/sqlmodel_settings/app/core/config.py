@@ -1,0 +1,38 @@
+"""Settings from the environment and a ``.env``: the database as parts, its URL computed.
+
+The shape of fastapi/full-stack-fastapi-template's ``app/core/config.py``: five
+``POSTGRES_*`` fields, and a ``PostgresDsn`` assembled from them, validated when
+read. Nothing here knows about tests.
+"""
+
+from pydantic import PostgresDsn, computed_field
+from pydantic_core import MultiHostUrl
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")
+
+    PROJECT_NAME: str = "items"
+    FIRST_SUPERUSER: str = "admin@example.com"
+
+    POSTGRES_SERVER: str
+    POSTGRES_PORT: int = 5432
+    POSTGRES_USER: str
+    POSTGRES_PASSWORD: str = ""
+    POSTGRES_DB: str = ""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def SQLALCHEMY_DATABASE_URI(self) -> PostgresDsn:
+        return MultiHostUrl.build(
+            scheme="postgresql+psycopg",
+            username=self.POSTGRES_USER,
+            password=self.POSTGRES_PASSWORD,
+            host=self.POSTGRES_SERVER,
+            port=self.POSTGRES_PORT,
+            path=self.POSTGRES_DB,
+        )
+
+
+settings = Settings()  # type: ignore[call-arg]

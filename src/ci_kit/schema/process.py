@@ -1,0 +1,241 @@
+"""The user's schema code runs in a child process, never in the test process.
+
+Reading a schema (importing models, a seed) and building it (``env.py``,
+migrations, DDL hooks, the seed) run the project's code, and that code keeps
+state at import: an engine made from ``DATABASE_URL``, settings cached from
+``POSTGRES_*``, a table registry that lives in a library (SQLModel's). Run in the
+test process, it would be imported a first time for the template and meet its own
+state when the conftests import it again for the tests. So it runs in a child
+(``python -m ci_kit.schema``), and the project's code first runs there with the
+variables naming the database that child works on:
+
+- reading, before any server is known: a database that exists nowhere, so code
+  that connects at import fails instead of landing on a real database;
+- building: the template being built. When reading ran none of the project's
+  code (an Alembic history without a seed: only files are hashed), the reader's
+  child builds too, its variables set first; otherwise a new child builds.
+
+A project without a schema or seed has no code to run: no child at all.
+
+The child gets its requests on one pipe and answers on another, so its standard
+streams stay the project's (an ``env.py``'s output, a ``breakpoint()``); its
+failure comes back as the kit's one-line error, and an interrupt unwinds both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+from sqlalchemy.engine import URL
+
+from ci_kit import errors
+from ci_kit.dburl import redact, url_parts
+from ci_kit.errors import CiKitError, Interrupted
+
+if TYPE_CHECKING:
+    from ci_kit.config import KitConfig
+
+INTERRUPTED = 130
+"""The child's exit code for Ctrl-C, as a shell's."""
+
+
+@dataclass(frozen=True)
+class SchemaRequest:
+    """What identifies a project's template: its schema source and its seed."""
+
+    root: str
+    schema: str | None
+    seed: str | None
+    seed_files: tuple[str, ...]
+    quiet_alembic: bool
+    variables: Mapping[str, str]
+    """The project's variables and their templates: an error naming one says its value."""
+
+    @property
+    def runs_project_code(self) -> bool:
+        """Whether there is anything of the project's to run: a schema or a seed."""
+        return bool(self.schema or self.seed)
+
+    @property
+    def reading_imports_project_code(self) -> bool:
+        """Whether reading imports the project's modules (metadata, a seed), not only files."""
+        return bool(self.seed) or bool(self.schema and not self.schema.endswith(".ini"))
+
+
+@dataclass(frozen=True)
+class SchemaReading:
+    """What reading the schema found: its digest (for any server) and its description."""
+
+    digest: str
+    describe: str
+
+    def fingerprint(self, server_major: int) -> str:
+        """The template's fingerprint on a server of this major version."""
+        from ci_kit.schema.template import template_fingerprint
+
+        return template_fingerprint(self.digest, server_major=server_major)
+
+
+def request_from(config: KitConfig) -> SchemaRequest:
+    """The request for a run's configuration."""
+    return SchemaRequest(
+        root=str(config.root),
+        schema=config.schema,
+        seed=config.seed,
+        seed_files=tuple(config.seed_files),
+        quiet_alembic=config.alembic_logging == "quiet",
+        variables=dict(config.env),
+    )
+
+
+class SchemaChild:
+    """One ``python -m ci_kit.schema`` process: requests in, one answer per request out.
+
+    Its environment is this process's with ``environment`` over it, and its
+    ``sys.path`` this process's, so the project imports as it would here.
+    """
+
+    def __init__(self, request: SchemaRequest, environment: Mapping[str, str]) -> None:
+        self.request = request
+        request_read, request_write = os.pipe()
+        answer_read, answer_write = os.pipe()
+        argv = [sys.executable, "-m", "ci_kit.schema", str(request_read), str(answer_write)]
+        try:
+            self._process = subprocess.Popen(
+                argv, env={**os.environ, **environment}, pass_fds=(request_read, answer_write)
+            )
+        finally:
+            os.close(request_read)
+            os.close(answer_write)
+        self._requests: IO[str] = os.fdopen(request_write, "w", encoding="utf-8")
+        self._answers: IO[str] = os.fdopen(answer_read, encoding="utf-8")
+        self._send({"request": asdict(self.request), "sys_path": sys.path})
+
+    def read(self) -> SchemaReading:
+        """The schema's digest and description, read by the project's own code."""
+        answer = self._ask({"task": "read"}, None, step="reading the schema")
+        return SchemaReading(digest=answer["digest"], describe=answer["describe"])
+
+    def build(self, url: URL, environment: Mapping[str, str]) -> None:
+        """Build the schema (and seed) into the database ``url`` names.
+
+        ``environment`` is set in the child before it runs the project's code; a
+        child whose reading already imported that code must not be asked.
+        """
+        message = {"task": "build", "url": url_parts(url), "environment": dict(environment)}
+        self._ask(message, url, step=f"building template {url.database}")
+
+    def close(self) -> None:
+        """Let the child go (it exits when its requests end), or end it if it will not."""
+        for pipe in (self._requests, self._answers):
+            with contextlib.suppress(OSError):  # a child that died unread: a broken pipe
+                pipe.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def _send(self, message: Mapping[str, Any]) -> None:
+        try:
+            self._requests.write(json.dumps(message) + "\n")
+            self._requests.flush()
+        except BrokenPipeError:
+            pass  # the child is gone: its answer, or its absence, says why
+
+    def _ask(self, message: Mapping[str, Any], url: URL | None, *, step: str) -> dict[str, Any]:
+        try:
+            self._send(message)
+            raw = self._answers.readline()
+        except BaseException:  # Ctrl-C, SIGTERM: the child must not outlive the run
+            self._process.terminate()
+            raise
+        if not raw:
+            raise self._died(step)
+        answer: dict[str, Any] = json.loads(raw)
+        if "error" in answer:
+            raise _error(answer["error"], url)
+        return answer
+
+    def _died(self, step: str) -> CiKitError | Interrupted:
+        code = self._process.wait()
+        if code in (INTERRUPTED, -2):
+            return Interrupted(f"interrupted while {step}; no test ran")
+        return CiKitError(
+            f"{step} failed: the schema process (python -m ci_kit.schema) ended with exit "
+            f"code {code} and no answer; its output, if any, is above"
+        )
+
+
+@contextmanager
+def schema_child(request: SchemaRequest, environment: Mapping[str, str]) -> Iterator[SchemaChild]:
+    """A :class:`SchemaChild` for the block, closed whatever happens."""
+    child = SchemaChild(request, environment)
+    try:
+        yield child
+    finally:
+        child.close()
+
+
+class ProjectSchema:
+    """A project's schema for one run: read once, built at most once, each by the right child."""
+
+    def __init__(self, request: SchemaRequest, reader: SchemaChild | None) -> None:
+        self.request = request
+        self._reader = reader
+        self.reading = reader.read() if reader is not None else _empty_reading()
+
+    def build(self, url: URL, environment: Mapping[str, str]) -> None:
+        """Build into ``url``'s database; the project's code sees ``environment`` from its start."""
+        if not self.request.runs_project_code:
+            return  # an empty template: the database is all there is
+        if self._reader is not None and not self.request.reading_imports_project_code:
+            self._reader.build(url, environment)
+            return
+        with schema_child(self.request, environment) as builder:
+            builder.build(url, environment)
+
+
+@contextmanager
+def project_schema(
+    request: SchemaRequest, reading_environment: Mapping[str, str]
+) -> Iterator[ProjectSchema]:
+    """Read the project's schema, before any server is known; build it later if asked.
+
+    ``reading_environment`` is what the project's code sees while only reading:
+    variables naming a database that exists nowhere.
+    """
+    if not request.runs_project_code:
+        yield ProjectSchema(request, None)
+        return
+    with schema_child(request, reading_environment) as reader:
+        yield ProjectSchema(request, reader)
+
+
+def _empty_reading() -> SchemaReading:
+    """No schema, no seed: nothing of the project's to run, so no child to read it."""
+    from ci_kit.schema.empty import EmptySchema
+    from ci_kit.schema.template import schema_digest
+
+    return SchemaReading(digest=schema_digest(EmptySchema()), describe=EmptySchema().describe())
+
+
+def _error(error: Mapping[str, str], url: URL | None) -> CiKitError:
+    """The child's error as the kit's own class, so callers tell kinds apart as before."""
+    kind = getattr(errors, error["kind"], CiKitError)
+    if not (isinstance(kind, type) and issubclass(kind, CiKitError)):
+        kind = CiKitError
+    message = error["message"]
+    return kind(message if url is None else redact(message, url))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ci_kit.errors import CiKitError
+from ci_kit.schema.process import INTERRUPTED
 
 if TYPE_CHECKING:
     from ci_kit.schema import SchemaSource, Seed
@@ -31,7 +32,7 @@ def main(argv: list[str]) -> int:
         try:
             _serve(requests, answers)
         except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent says it
-            return 130
+            return INTERRUPTED
         except BrokenPipeError:  # the parent went away: nobody to answer
             return 1
     return 0

@@ -67,7 +67,9 @@ class SchemaRequest:
     @property
     def reading_imports_project_code(self) -> bool:
         """Whether reading imports the project's modules (metadata, a seed), not only files."""
-        return bool(self.seed) or bool(self.schema and not self.schema.endswith(".ini"))
+        from ci_kit.schema.template import is_alembic_source
+
+        return bool(self.seed) or bool(self.schema and not is_alembic_source(self.schema))
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def parse_schema_source(
     """Decide the kind from the value's shape: ``*.ini`` is Alembic, ``a.b:c`` metadata."""
     if not value:
         return EmptySchema()
-    if value.endswith(".ini"):
+    if is_alembic_source(value):
         path = Path(value) if Path(value).is_absolute() else root / value
         if not path.is_file():
             raise SchemaSourceError(
@@ -61,6 +61,11 @@ def parse_schema_source(
             "'package.module:metadata'"
         )
     return MetadataSchema(value, root)
+
+
+def is_alembic_source(value: str) -> bool:
+    """Whether a ``schema`` value names an Alembic config: Alembic is read from files alone."""
+    return value.endswith(".ini")
 
 
 def fingerprint(source: SchemaSource, *, server_major: int, seed: Seed | None = None) -> str:

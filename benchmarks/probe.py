@@ -227,6 +227,8 @@ class _Probe:
         if self.record.first_test_start is None:
             self.record.first_test_start = time.time()
             self.record.cpu_at_first_test = own_cpu()
+            if self.record.server is None and not self.record.is_worker:
+                self._find_server()  # an xdist controller starts it after configure
             self.sample_server("first_test")
 
     @pytest.hookimpl(tryfirst=True)

@@ -12,8 +12,9 @@ from ci_kit.config import load_config
 from ci_kit.dburl import render, secret_forms
 from ci_kit.errors import InvalidDatabaseUrl, MigrationFailed
 from ci_kit.lifecycle import prepare_run
+from ci_kit.postgres import postmaster
 from ci_kit.workers import WorkerDatabases
-from tests.helpers.clusters import initdb_base
+from tests.helpers.clusters import initdb_base, process_gone
 from tests.helpers.server import TEST_PASSWORD, database_names, superuser_session_on
 
 
@@ -68,3 +69,41 @@ def test_a_run_whose_cleanup_cannot_finish_warns_in_one_line_and_drops_the_rest(
     assert kept.endswith("the next run's sweep drops it")
     assert [line for line in kit_log if line.startswith(f"could not drop {stuck.name} (")]
     assert stuck.name in database_names(server_url, base_name)  # the next sweep's
+
+
+def test_a_run_on_its_own_ephemeral_server_drops_nothing_and_leaves_nothing(
+    tmp_path: Path, kit_log: list[str]
+) -> None:
+    """The cluster is deleted whole: dropping its databases first only cost the run time."""
+    run = prepare_run(load_config(tmp_path, {"server": "embedded"}, {}, {}))
+    assert run.plan.disposable
+    worker = WorkerDatabases(run.plan, "gw0")
+    worker.create()
+    worker.close()
+    assert worker.name in database_names(run.plan.server_url, run.plan.base_name)
+    pid = postmaster(initdb_base(kit_log) / "data")
+    assert run.close() == []
+    assert pid is not None
+    assert process_gone(pid)
+    assert not initdb_base(kit_log).exists()
+
+
+@pytest.mark.parametrize("reuse", [False, True], ids=["configured", "kept-embedded"])
+def test_a_run_on_a_server_that_outlives_it_drops_its_databases(
+    request: pytest.FixtureRequest, tmp_path: Path, server_url: URL, base_name: str, reuse: bool
+) -> None:
+    if reuse:
+        project: Path = request.getfixturevalue("private_project")
+        config = load_config(project, {"server": "embedded", "reuse": True}, {}, {})
+    else:
+        environ = {"CI_KIT_DATABASE_URL": render(server_url.set(database=base_name))}
+        config = load_config(tmp_path, {}, environ, {})
+    run = prepare_run(config)
+    try:
+        assert not run.plan.disposable
+        worker = WorkerDatabases(run.plan, "gw0")
+        worker.create()
+        worker.close()
+        assert worker.name not in database_names(run.plan.server_url, run.plan.base_name)
+    finally:
+        run.close()

@@ -1,16 +1,21 @@
-"""The run's plan, from the xdist controller to its workers, through their environment.
+"""The run's plan, from the xdist controller to its workers, as soon as it exists.
 
-Not through ``workerinput``: xdist sends that to a worker only after the worker
-has imported its conftests, and a conftest that imports the application builds
-its engine from ``url-env`` at that very moment, so the worker must have cloned
-its database before. A worker inherits the controller's environment when xdist
-starts it: the plan waits there, set before the first worker starts.
+xdist starts the workers at the session's start, and a worker must have cloned
+its database before it imports its conftests (a conftest that imports the
+application builds its engine from ``url-env`` at that very moment), long before
+``workerinput`` reaches it. So the controller lets xdist start the workers first,
+prepares the run (server, template, rehearsal) while they start up, and hands the
+plan over a private Unix socket: each worker connects as it reaches its
+conftests and waits there until the plan, or the controller's refusal, arrives.
+The start-up of the workers (an interpreter, pytest, its plugins) and the
+preparation overlap instead of adding up.
 
-The plan carries the server's password, so it lives in the environment (never
-argv), only for this run, and each worker takes it out of its own environment at
-once. The controller's pid travels along: a pytest that a test starts inside a
-worker inherits the variable too, but is not the controller's child, so it leaves
-the plan alone.
+The plan carries the server's password: the socket lives in a directory only
+this user can enter, and a worker must know the run's random key to be answered
+(``multiprocessing.connection``'s authentication). The address, the key and the
+controller's pid travel in the workers' environment, taken out by each worker at
+once; a pytest that a test starts inside a worker inherits the variable too, but
+is not the controller's child, so it leaves it alone.
 
 Imported by the plugin in every pytest process: the standard library and pytest
 only, the plan's module once a worker of a kit run is found.
@@ -21,11 +26,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
+import shutil
+import tempfile
+import threading
 from collections.abc import Mapping, MutableMapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ci_kit.errors import CiKitError
 from ci_kit.phases import import_libraries, phase
 
 if TYPE_CHECKING:
@@ -35,17 +45,84 @@ PLAN_ENV = "CI_KIT_RUN_PLAN"
 _WORKER_ENV = "PYTEST_XDIST_WORKER"  # xdist's, in every worker's environment
 
 
-def hand_to_workers(config: pytest.Config, plan: RunPlan) -> None:
-    """Put ``plan`` where the workers xdist is about to start will find it."""
-    wire = {"controller": os.getpid(), "plan": plan.to_wire()}
-    set_for_the_run(config, {PLAN_ENV: json.dumps(wire)})
+class PlanHandoff:
+    """The controller's end: a socket that answers each worker with the plan once there is one."""
+
+    def __init__(self) -> None:
+        from multiprocessing.connection import Listener
+
+        self._directory = tempfile.mkdtemp(prefix="ci-kit-plan-")  # 0700: this user's only
+        self.address = os.path.join(self._directory, "plan.sock")  # noqa: PTH118 (a str for AF_UNIX)
+        self.key = secrets.token_bytes(32)
+        self._listener = Listener(self.address, family="AF_UNIX", authkey=self.key)
+        self._answer: dict[str, Any] | None = None
+        self._ready = threading.Event()
+        self._closed = threading.Event()
+        threading.Thread(target=self._serve, name="ci-kit-plan", daemon=True).start()
+
+    def environment(self) -> dict[str, str]:
+        """What a worker needs to find and open this socket."""
+        wire = {"controller": os.getpid(), "address": self.address, "key": self.key.hex()}
+        return {PLAN_ENV: json.dumps(wire)}
+
+    def publish(self, plan: RunPlan) -> None:
+        """Every worker, waiting or yet to connect, gets ``plan``."""
+        self._answer = {"plan": plan.to_wire()}
+        self._ready.set()
+
+    def refuse(self) -> None:
+        """The run will not start (the controller says why): waiting workers just end."""
+        self._answer = {"refused": True}
+        self._ready.set()
+
+    def close(self) -> None:
+        """No more workers: the socket and its directory go."""
+        if not self._ready.is_set():
+            self.refuse()
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+    def _serve(self) -> None:
+        """Answer workers as they come, xdist's replacements too, until the run ends."""
+        from multiprocessing import AuthenticationError
+
+        while not self._closed.is_set():
+            try:
+                connection = self._listener.accept()
+            except (OSError, EOFError, AuthenticationError):  # closed; a stranger without the key
+                continue
+            threading.Thread(target=self._answer_one, args=(connection,), daemon=True).start()
+
+    def _answer_one(self, connection: Any) -> None:
+        with connection:
+            self._ready.wait()
+            with contextlib.suppress(OSError):
+                connection.send(self._answer)
+
+
+def hand_to_workers(config: pytest.Config) -> PlanHandoff:
+    """Open the controller's end before xdist starts the workers; closed when the run ends."""
+    handoff = PlanHandoff()
+    config.add_cleanup(handoff.close)
+    set_for_the_run(config, handoff.environment())
+    return handoff
+
+
+class RefusedByController(Exception):
+    """The controller could not prepare the run and has said why: the worker just ends."""
 
 
 def plan_from_controller(
     config: pytest.Config, environ: MutableMapping[str, str]
 ) -> tuple[RunPlan, str] | None:
-    """This worker's plan and id, taken out of ``environ``; None unless this process
-    is an xdist worker that the run's controller started."""
+    """This worker's plan and id, once the controller has it; None unless this process
+    is an xdist worker that the run's controller started.
+
+    Raises :class:`RefusedByController` when the controller could not prepare the
+    run, and the kit's error when the controller went away meanwhile.
+    """
     raw = environ.get(PLAN_ENV)
     worker_id = environ.get(_WORKER_ENV)
     if not raw or not worker_id:
@@ -53,12 +130,25 @@ def plan_from_controller(
     wire = json.loads(raw)
     if wire["controller"] != os.getppid():
         return None
-    del environ[PLAN_ENV]  # the password goes no further than this worker
+    del environ[PLAN_ENV]  # the key goes no further than this worker
+    from multiprocessing.connection import Client
+
+    with phase(config.stash, "plan"):
+        try:
+            with Client(wire["address"], family="AF_UNIX", authkey=bytes.fromhex(wire["key"])) as c:
+                answer = c.recv()
+        except (OSError, EOFError) as error:
+            raise CiKitError(
+                f"worker {worker_id} got no plan from the run's controller ({error}): it ended "
+                "before preparing the run"
+            ) from None
+    if "plan" not in answer:
+        raise RefusedByController
     import_libraries(config.stash)
     with phase(config.stash, "import"):
         from ci_kit.plan import RunPlan
 
-    return RunPlan.from_wire(wire["plan"]), worker_id
+    return RunPlan.from_wire(answer["plan"]), worker_id
 
 
 def set_for_the_run(config: pytest.Config, values: Mapping[str, str]) -> None:

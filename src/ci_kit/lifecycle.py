@@ -36,7 +36,7 @@ from ci_kit.plan import RunPlan, RunReport
 from ci_kit.postgres import EmbeddedPostgres, start_server
 from ci_kit.postgres.interrupts import taken_as_interrupt
 from ci_kit.schema.process import ProjectSchema, project_schema, request_from
-from ci_kit.variables import rendered
+from ci_kit.variables import absent_database_url, rendered
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +74,15 @@ class PreparedRun:
     def close(self) -> list[str]:
         """Drop this run's databases, release its locks, stop an ephemeral server.
 
-        A server that went away during the run took the databases with it (or the
-        next run's sweep takes them): nothing is left to drop, and nothing to say
-        beyond the line the run already printed. A lock session the server ended
-        is replaced by a new connection to drop them; a cleanup that still cannot
-        finish is a warning line, and the run's outcome stays its tests'.
+        An ephemeral server is deleted whole, its databases with it: nothing is
+        dropped first. A server that went away during the run took the databases
+        with it (or the next run's sweep takes them): nothing is left to drop, and
+        nothing to say beyond the line the run already printed. A lock session the
+        server ended is replaced by a new connection to drop them; a cleanup that
+        still cannot finish is a warning line, and the run's outcome stays its tests'.
         """
         try:
-            return self._drop_databases()
+            return [] if self.plan.disposable else self._drop_databases()
         finally:
             self._admin.close()
             if self._embedded is not None:
@@ -175,6 +176,7 @@ def _prepare(
         settings=dict(config.database_settings),
         env=dict(config.env),
         url_driver=url_driver,
+        disposable=embedded is not None and embedded.persistent_dir is None,
     )
     report = RunReport(
         server=server_text,
@@ -210,16 +212,9 @@ def _rehearse(admin: Admin, plan: RunPlan, workers: int) -> None:
 
 
 def _nowhere(config: KitConfig) -> dict[str, str]:
-    """The variables while the schema is read: a database that exists nowhere.
-
-    Before any server is known; on the configured server's address when there is
-    one. Code that connects at import (an engine that reflects tables) fails there,
-    rather than on the database the developer's settings name.
-    """
-    nowhere = URL.create(DRIVERNAME, username="ci_kit", host="127.0.0.1", port=9)
-    server = config.url or nowhere
-    database = f"{config.base_name}_schema_reader"
-    return rendered(config.env, server.set(database=database), config.url_driver or DRIVERNAME)
+    """The variables while the schema is read, before any server is known."""
+    url = absent_database_url(config.url, f"{config.base_name}_schema_reader")
+    return rendered(config.env, url, config.url_driver or DRIVERNAME)
 
 
 def _build_template(url: URL, schema: ProjectSchema, config: KitConfig, url_driver: str) -> None:

@@ -36,6 +36,10 @@ class RunPlan:
     """The variables pointed at each process's database, with their templates."""
     url_driver: str = DRIVERNAME
     """The scheme and driver ``{url}`` is rendered in: the configured URL's."""
+    disposable: bool = False
+    """The server goes with the run (an ephemeral embedded cluster): whatever is left
+    on it at the end is deleted with it, so nobody spends the run's last seconds
+    dropping databases one by one."""
 
     @property
     def server_url(self) -> URL:

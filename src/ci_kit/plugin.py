@@ -26,7 +26,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -42,7 +42,13 @@ from ci_kit.fixtures import (
     db_session,
     db_url,
 )
-from ci_kit.handoff import hand_to_workers, plan_from_controller, set_for_the_run
+from ci_kit.handoff import (
+    PlanHandoff,
+    RefusedByController,
+    hand_to_workers,
+    plan_from_controller,
+    set_for_the_run,
+)
 from ci_kit.phases import (
     WORKER_OUTPUT_KEY,
     import_libraries,
@@ -66,6 +72,7 @@ _STARTED_KEY = pytest.StashKey[float]()
 _NOTES_KEY = pytest.StashKey[list[str]]()
 _OPTIONS_KEY = pytest.StashKey[argparse.Namespace]()
 _WORKERS_KEY = pytest.StashKey[int]()
+_HANDOFF_KEY = pytest.StashKey[PlanHandoff]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -82,7 +89,10 @@ def pytest_load_initial_conftests(
     config = early_config
     config.stash[_STARTED_KEY] = time.perf_counter()
     try:
-        handed_over = plan_from_controller(config, os.environ)
+        try:
+            handed_over = plan_from_controller(config, os.environ)
+        except RefusedByController:
+            _end_quietly()
         if handed_over is not None:
             _open_own_databases(config, *handed_over)
             return
@@ -100,11 +110,10 @@ def pytest_load_initial_conftests(
         config.stash[_CONFIG_KEY] = kit
         _warn_unmanaged(config, kit)
         workers = config.stash[_WORKERS_KEY] = _planned_workers(config)
-        plan = _prepare_run(config, kit, workers=workers)
         if workers:
-            _serve_workers(config, plan)
+            _defer_preparation(config, kit)
         else:
-            _open_own_databases(config, plan, None)
+            _open_own_databases(config, _prepare_run(config, kit, workers=0), None)
     except CiKitError as error:
         raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
     except KeyboardInterrupt as interrupt:
@@ -270,12 +279,60 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     )
 
 
-def _serve_workers(config: pytest.Config, plan: RunPlan) -> None:
-    """Leave the plan for the workers xdist is about to start; the controller gets no database."""
-    hand_to_workers(config, plan)
-    # The controller imports conftests too, but has no database: a name that exists
-    # nowhere makes an accidental connection fail instead of landing elsewhere.
-    _point_variables(config, plan, plan.base_name + "_controller")
+def _defer_preparation(config: pytest.Config, kit: KitConfig) -> None:
+    """An xdist controller prepares after xdist has started the workers (pytest_collection).
+
+    The workers start up (an interpreter, pytest, its plugins) meanwhile and wait
+    for the plan where they need it (:mod:`ci_kit.handoff`). The controller imports
+    the conftests too, but has no database: its variables name one that exists
+    nowhere, so an accidental connection fails instead of landing elsewhere.
+    """
+    from ci_kit.dburl import DRIVERNAME
+    from ci_kit.variables import absent_database_url, rendered
+
+    config.stash[_HANDOFF_KEY] = hand_to_workers(config)
+    absent = absent_database_url(kit.url, f"{kit.base_name}_controller")
+    _point_variables(config, kit.env, rendered(kit.env, absent, kit.url_driver or DRIVERNAME))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Any:
+    """The controller's preparation, now that xdist has started the workers.
+
+    xdist starts them at the session's start (its ``pytest_sessionstart``, the
+    last to run), so the first hook after it is where the controller prepares while
+    they start up. A wrapper, because xdist's controller answers this hook first
+    and alone. A run that cannot start ends here with one line; the waiting
+    workers are told to just end.
+    """
+    _prepare_deferred(session.config)
+    return (yield)
+
+
+def _prepare_deferred(config: pytest.Config) -> None:
+    handoff = config.stash.get(_HANDOFF_KEY, None)
+    if handoff is None:
+        return
+    try:
+        plan = _prepare_run(config, config.stash[_CONFIG_KEY], workers=config.stash[_WORKERS_KEY])
+    except CiKitError as error:
+        handoff.refuse()
+        raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
+    except KeyboardInterrupt as interrupt:
+        handoff.refuse()
+        _stop_interrupted(interrupt)
+    handoff.publish(plan)
+    # The header was written before the run was prepared: its lines follow it.
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:
+        for line in config.stash[_REPORT_KEY].lines():
+            terminal.write_line(f"ci-kit: {line}")
+
+
+def _end_quietly() -> NoReturn:
+    """A worker whose controller could not prepare the run, and has said why, ends."""
+    sys.stderr.flush()
+    os._exit(int(pytest.ExitCode.USAGE_ERROR))
 
 
 def _cli_values(config: pytest.Config) -> dict[str, object]:
@@ -424,7 +481,10 @@ def _open_databases(config: pytest.Config, plan: RunPlan, worker_id: str | None)
     with phase(config.stash, "clone"):
         databases.create()
     config.stash[DATABASES_KEY] = databases
-    _point_variables(config, plan, databases.name)
+    from ci_kit.dburl import with_database
+
+    values = plan.variables_for(with_database(plan.server_url, databases.name))
+    _point_variables(config, plan.env, values)
 
 
 def _lines_on_terminal(config: pytest.Config) -> contextlib.AbstractContextManager[None]:
@@ -434,19 +494,19 @@ def _lines_on_terminal(config: pytest.Config) -> contextlib.AbstractContextManag
     return forwarded_to(_early_log(config), level=logging.WARNING)
 
 
-def _point_variables(config: pytest.Config, plan: RunPlan, database: str) -> None:
-    """Point the project's variables at ``database`` on the run's server until the run ends.
+def _point_variables(
+    config: pytest.Config, templates: Mapping[str, str], values: Mapping[str, str]
+) -> None:
+    """Point the project's variables at this process's database until the run ends.
 
     What they held before (the developer's ``DATABASE_URL`` from a ``.env``) is
     named, masked, in the run's header, and restored afterwards; the kit never
     connects to it.
     """
-    from ci_kit.dburl import with_database
     from ci_kit.variables import masked_value
 
-    values = plan.variables_for(with_database(plan.server_url, database))
     before = [
-        f"{name} was {masked_value(plan.env[name], previous)}"
+        f"{name} was {masked_value(templates[name], previous)}"
         for name, value in values.items()
         if (previous := os.environ.get(name)) is not None and previous != value
     ]

@@ -124,6 +124,23 @@ def rendered(templates: Mapping[str, str], url: URL, drivername: str) -> dict[st
     return {name: template.format_map(parts) for name, template in templates.items()}
 
 
+def absent_database_url(server: URL | None, database: str) -> URL:
+    """A URL for processes that must not reach a database: one that exists nowhere.
+
+    On the configured server when there is one, else on a port no PostgreSQL
+    listens on (9, discard): code that connects at import fails there, rather
+    than on the database the developer's settings name. Used before any server is
+    known: while the schema is read, and in the xdist controller, which imports
+    the conftests while the run is prepared.
+    """
+    from sqlalchemy.engine import URL
+
+    from ci_kit.dburl import DRIVERNAME
+
+    nowhere = URL.create(DRIVERNAME, username="ci_kit", host="127.0.0.1", port=9)
+    return (server or nowhere).set(database=database)
+
+
 @contextmanager
 def pointed(values: Mapping[str, str]) -> Iterator[None]:
     """``os.environ.update(values)`` for the block, then what each held before."""

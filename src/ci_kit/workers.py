@@ -77,11 +77,15 @@ class WorkerDatabases:
         """Drop what is left of this process's databases and disconnect; idempotent.
 
         What cannot be dropped is a warning line: the run's cleanup (the
-        controller's, or the next run's sweep) takes it.
+        controller's, or the next run's sweep) takes it. On a disposable server
+        the databases go with it: nothing to drop.
         """
         if self._closed:
             return
         self._closed = True
+        if self.plan.disposable:
+            self._admin.close()
+            return
         try:
             with outage.tolerated(self.plan.server_url):
                 self._reconnect_if_lost()

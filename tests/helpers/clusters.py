@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import psutil
 from sqlalchemy.engine import URL
 
 from ci_kit.connecting import connect
@@ -38,3 +39,12 @@ def socket_url(url: URL) -> URL:
     socket_dir = str(row[0]).split(",")[0].strip()
     query = {"host": socket_dir, "port": str(url.port)}
     return URL.create(url.drivername, url.username, database=url.database, query=query)
+
+
+def process_gone(pid: int) -> bool:
+    """Whether ``pid`` has ended: a postmaster ``pg_ctl`` started is not our child, so
+    until init reaps it an ended one may linger as a zombie."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

@@ -331,11 +331,9 @@ class EmbeddedPostgres:
         base, self.directory = self.directory, None
         if base is None or self.persistent_dir is not None:
             return
-        data = base / "data"
-        if postmaster(data) is not None:
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                run([*self._ctl(data), "stop", "-m", "fast", "-w"], self._user)
-            halt(data, signal.SIGQUIT)  # only if pg_ctl did not stop it
+        # Immediate shutdown (SIGQUIT): no checkpoint, no waiting for sessions to
+        # end, for data that is deleted the moment the server is gone.
+        halt(base / "data", signal.SIGQUIT)
         shutil.rmtree(base, ignore_errors=True)
 
     def _check_reachable(self, data_dir: Path) -> None:

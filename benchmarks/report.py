@@ -24,6 +24,7 @@ HEADLINES: dict[str, tuple[str, ...]] = {
     "pytest-postgresql": ("pytest-postgresql (tuned) / kit",),
     "scaling": ("speed-up at 600 tests, 2 workers",),
     "plugin-cost": ("inert: kit installed / -p no:ci_kit (whole run)",),
+    "cpu-suite": ("-n 2 / serial",),
 }
 """The ratios each section is quoted by; none found falls back to the section's first."""
 

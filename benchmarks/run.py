@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import (
+    cpu_suite,
     hyperfine,
     isolation,
     plugin_cost,
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, Callable[[Context], Section]] = {
     "pytest-postgresql": versus_pytest_postgresql.run,
     "scaling": scaling.run,
     "plugin-cost": plugin_cost.run,
+    "cpu-suite": cpu_suite.run,
 }
 
 

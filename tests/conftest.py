@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import alembic.ddl.postgresql  # noqa: F401  (see below)
 import psycopg
@@ -25,8 +27,17 @@ from ci_kit.admin import Admin
 from ci_kit.config import SETTINGS
 from ci_kit.connecting import connect_kwargs
 from ci_kit.dburl import DRIVERNAME, mask, parse_database_url, redact
+from ci_kit.errors import PostgresNotFound
 from ci_kit.logs import forwarded_to
-from ci_kit.postgres import reuse_data_dir, running_url
+from ci_kit.postgres import (
+    EmbeddedPostgres,
+    PgBinaries,
+    find_binaries,
+    reuse_data_dir,
+    running_url,
+    stop_persistent,
+)
+from tests.helpers.clusters import MakeServer
 from tests.helpers.runs import run_kit
 from tests.helpers.server import (
     TEST_PASSWORD,
@@ -160,3 +171,38 @@ def private_url(private_project: Path) -> URL:
     url = running_url(reuse_data_dir(private_project))
     assert url is not None
     return url
+
+
+@pytest.fixture(scope="module")
+def system() -> PgBinaries:
+    """The system's PostgreSQL binaries, the ones the embedded server runs by default."""
+    try:
+        return find_binaries(allow_wheel=False)
+    except PostgresNotFound:
+        pytest.skip("no system PostgreSQL installed")
+
+
+@pytest.fixture
+def make_server() -> Iterator[MakeServer]:
+    """Embedded servers the test makes, stopped (and kept ones deleted) after it."""
+    made: list[EmbeddedPostgres] = []
+
+    def make(binaries: PgBinaries, **options: Any) -> EmbeddedPostgres:
+        made.append(EmbeddedPostgres(binaries, **options))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.stop()
+        if server.persistent_dir is not None:
+            stop_persistent(server.persistent_dir)
+
+
+@pytest.fixture
+def persistent_dir() -> Iterator[Path]:
+    """Under a 0755 directory: as root, the postgres user must reach it (tmp_path is 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="ci-kit-test-"))
+    base.chmod(0o755)
+    yield base / "pgdata"
+    stop_persistent(base / "pgdata")
+    shutil.rmtree(base)

@@ -208,15 +208,16 @@ class TestEmbeddedServer:
         )
         assert output.splitlines().count(fallback) == 1, output  # a kept one stays: no 2nd
         assert output.count(" 16 passed in ") == (2 if reuse else 1)
+        cache = f"ci-kit-initdb-{os.geteuid()}"  # initdb's output, kept beside the clusters
         if reuse:
             data_dir = reuse_data_dir(pytester.path)
             assert output.count(f"initdb -D {temp / data_dir.name}") == 1
             assert " reused in " in output  # the second run found the first's server
             assert f"stopped the server in {temp / data_dir.name}" in output
-            assert left_in_temp == [f".{data_dir.name}.lock"], "--stop removed the cluster"
+            assert left_in_temp == [f".{data_dir.name}.lock", cache], "--stop removed it"
         else:
             assert f"initdb -D {temp}/ci-kit-pg-" in output
-            assert left_in_temp == []
+            assert left_in_temp == [cache]
 
 
 def in_docker_sized_dev_shm(commands: list[list[str]], cwd: Path, temp: Path) -> str:

@@ -18,6 +18,7 @@ from ci_kit.errors import ConfigurationError, SeedSourceError
 from ci_kit.plan import RunReport
 from ci_kit.schema import Seed, fingerprint, parse_seed
 from ci_kit.schema.empty import EmptySchema
+from tests.helpers.clusters import initdb_base
 from tests.helpers.projects import MODELS as ITEM_MODELS
 from tests.helpers.server import database_names
 
@@ -368,13 +369,16 @@ class TestSeedErrors:
         )
         assert database_names(server_url, on_server) == set()
 
-    def test_a_seed_that_is_no_function_is_one_line_before_any_server_starts(
+    def test_a_seed_that_is_no_function_is_one_line_and_leaves_no_server(
         self, pytester: pytest.Pytester
     ) -> None:
+        """The schema is read while the server starts: the error stops both."""
         write_seeded_project(pytester, "embedded_test", ["EUR"])
-        result = pytester.runpytest_subprocess("--ci-kit-seed", "seeds:nothing_here")
+        result = pytester.runpytest_subprocess("--ci-kit-seed", "seeds:nothing_here", "-v")
         assert self.error_line(result) == (
             "ERROR: ci-kit: seed 'seeds:nothing_here': module 'seeds' has no attribute "
             "'nothing_here'"
         )
-        assert "starting embedded PostgreSQL" not in result.stdout.str()
+        said = [line.removeprefix("ci-kit: ") for line in result.stdout.lines]
+        if any("initdb -D" in line or "initialised cluster" in line for line in said):
+            assert not initdb_base(said).exists()

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 from sqlalchemy.engine import URL
 
 from ci_kit.connecting import connect
+from ci_kit.postgres import EmbeddedPostgres
+
+MakeServer = Callable[..., EmbeddedPostgres]
+"""The ``make_server`` fixture: ``make(binaries, **options)``, stopped after the test."""
+
+_COPIED = "copying the initialised cluster from "
 
 
 def initdb_base(lines: list[str]) -> Path:
-    """The temporary directory a logged ``initdb -D <base>/data`` command created."""
-    argv = shlex.split(next(line for line in lines if "initdb -D" in line))
+    """The temporary directory of the cluster the kit made, from its logged making:
+    ``initdb -D <base>/data``, or the copy of a cached one ``... to <base>/data``."""
+    line = next(line for line in lines if "initdb -D" in line or line.startswith(_COPIED))
+    if line.startswith(_COPIED):
+        return Path(line.rpartition(" to ")[2]).parent
+    argv = shlex.split(line)
     return Path(argv[argv.index("-D") + 1]).parent
 
 

@@ -13,6 +13,7 @@ own session, outlives it: every start first sweeps the clusters whose owner is g
 - :mod:`ci_kit.postgres.binaries`: finding the server binaries, and the user they run as;
 - :mod:`ci_kit.postgres.processes`: where clusters live, their owners and postmasters;
 - :mod:`ci_kit.postgres.cluster`: :class:`EmbeddedPostgres`, one running cluster;
+- :mod:`ci_kit.postgres.skeleton`: the cache of initialised clusters, copied, not re-made;
 - :mod:`ci_kit.postgres.interrupts`: SIGTERM taken like Ctrl-C while a cluster is owned;
 - :mod:`ci_kit.postgres.__main__`: ``python -m ci_kit.postgres stop DATA_DIR``.
 

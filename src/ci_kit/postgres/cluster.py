@@ -52,6 +52,7 @@ from ci_kit.postgres.processes import (
     temp_root,
     write_owner,
 )
+from ci_kit.postgres.skeleton import Skeleton, cache_dir, skeleton_key
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,17 @@ _HOST_LINES = (
     "# ci-kit: TCP on 127.0.0.1 only, and with the password (any local user reaches the port)\n"
     f"host    all             all             {_LOOPBACK}/32            scram-sha-256\n"
     f"host    replication     all             {_LOOPBACK}/32            scram-sha-256\n"
+)
+_SKELETON_OPTIONS = (
+    # No password in a skeleton: every cluster copied from it gets its own. initdb
+    # refuses scram without one, so trust on TCP, which _restrict_host_lines replaces.
+    "--auth-local=trust",
+    "--auth-host=trust",
+    "--username=postgres",
+    "--encoding=UTF8",
+    "--locale=C",
+    "--no-sync",
+    "--no-instructions",
 )
 _TUNING = {
     "fsync": "off",
@@ -237,21 +249,74 @@ class EmbeddedPostgres:
         _restrict_host_lines(data_dir)
 
     def _initdb(self, data: Path) -> None:
+        """Make the cluster in ``data``: a copy of the cached skeleton when there can be one.
+
+        A durable cluster is always made by ``initdb`` (with checksums, synced), and so is
+        any cluster the cache cannot serve: off, unsafe, failing, or ``data`` not empty
+        (``initdb`` then says why it will not go on). See :mod:`ci_kit.postgres.skeleton`.
+        """
+        skeleton = None if self.durable else self._skeleton()
+        if skeleton is None or not self._from_skeleton(skeleton, data):
+            self._initdb_with_password(data)
+            return
+        self._finish_initdb(data)
+
+    def _from_skeleton(self, skeleton: Skeleton, data: Path) -> bool:
+        """A passwordless cluster in ``data``, copied or made then cached; False: not served.
+
+        On a miss ``initdb`` runs into ``data`` itself, then ``data`` is cached: as root
+        the server user makes it, and may not reach the cache (under /root).
+        """
+        existed = data.exists()
+        try:
+            if existed and any(data.iterdir()):
+                return False
+            skeleton.prepare()
+            copied = skeleton.copy_to(data)
+            if copied:
+                self._give_tree(data)
+        except OSError as exc:
+            logger.debug("not using the cache of initialised clusters (%s): running initdb", exc)
+            _undo_copy(data, existed)
+            return False
+        if not copied:
+            self._run_initdb(data, _SKELETON_OPTIONS)
+            skeleton.store(data)
+        return True
+
+    def _skeleton(self) -> Skeleton | None:
+        """The cache entry for these binaries and options; None when the cache is off."""
+        if self.directory is None:
+            return None
+        root = cache_dir(beside=self.directory.parent)  # the clusters' directory
+        if root is None:
+            return None
+        initdb = self.binaries.bin_dir / "initdb"  # the installation, not root's copy of it
+        key = skeleton_key(initdb, self.binaries.version, _SKELETON_OPTIONS)
+        return Skeleton(root, key, self.binaries.major)
+
+    def _initdb_with_password(self, data: Path) -> None:
+        """Plain ``initdb``, the password set and saved at once: no cache in the way."""
         password = secrets.token_urlsafe(24)
-        initdb: list[str | Path] = [self.bin_dir / "initdb", "-D", data]
         auth = ["--auth-local=trust", "--auth-host=scram-sha-256"]
         flags = ["--username=postgres", "--encoding=UTF8", "--locale=C"]
         # Durable: initdb syncs what it wrote, and checksums reveal pages the disk mangled.
         flags.append("--data-checksums" if self.durable else "--no-sync")
         with self._password_file(password) as pwfile:
-            argv = [*initdb, *auth, f"--pwfile={pwfile}", *flags, "--no-instructions"]
-            done = self._exec("initdb", argv)
+            self._run_initdb(data, [*auth, f"--pwfile={pwfile}", *flags, "--no-instructions"])
+        self._finish_initdb(data)
+        self._save_password(data, password)
+
+    def _run_initdb(self, data: Path, options: Sequence[str]) -> None:
+        done = self._exec("initdb", [self.bin_dir / "initdb", "-D", data, *options])
         if done.returncode != 0:
             raise self._failed("initdb", _last_line(done.stderr + done.stdout))
+
+    def _finish_initdb(self, data: Path) -> None:
+        """The kit's settings file included, and its host lines: per cluster, never cached."""
         with (data / "postgresql.conf").open("a") as conf:
             conf.write(f"\ninclude_if_exists = '{SETTINGS_FILE}'\n")
         _restrict_host_lines(data)
-        self._save_password(data, password)
 
     @contextlib.contextmanager
     def _password_file(self, password: str) -> Iterator[Path]:
@@ -376,6 +441,16 @@ class EmbeddedPostgres:
         if self._user is not None:
             os.chown(path, self._user.pw_uid, self._user.pw_gid)
 
+    def _give_tree(self, top: Path) -> None:
+        """``_give`` for a whole copied data directory, links themselves rather than targets."""
+        if self._user is None:
+            return
+        uid, gid = self._user.pw_uid, self._user.pw_gid
+        os.lchown(top, uid, gid)
+        for directory, subdirectories, files in os.walk(top):
+            for name in (*subdirectories, *files):
+                os.lchown(Path(directory, name), uid, gid)
+
     def _failed(self, step: str, detail: str) -> EmbeddedServerFailed:
         origin = f"PostgreSQL {self.binaries.version} ({self.binaries.origin})"
         return EmbeddedServerFailed(f"embedded {origin}: {step} failed: {detail}")
@@ -424,6 +499,18 @@ def _restrict_host_lines(data: Path) -> None:
         if not (line.split() or [""])[0].startswith("host")
     ]
     hba.write_text("".join(kept).rstrip("\n") + "\n\n" + _HOST_LINES)
+
+
+def _undo_copy(data: Path, existed: bool) -> None:
+    """Whatever a failed copy left, gone: ``data`` as it was before (missing, or empty)."""
+    if not existed:
+        shutil.rmtree(data, ignore_errors=True)
+        return
+    for child in data.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _answers(address: tuple[str, int]) -> bool:

@@ -29,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -119,11 +120,22 @@ class SchemaChild:
             os.close(answer_write)
         self._requests: IO[str] = os.fdopen(request_write, "w", encoding="utf-8")
         self._answers: IO[str] = os.fdopen(answer_read, encoding="utf-8")
+        self._pending = False
         self._send({"request": asdict(self.request), "sys_path": sys.path})
 
-    def read(self) -> SchemaReading:
-        """The schema's digest and description, read by the project's own code."""
-        answer = self._ask({"task": "read"}, None, step="reading the schema")
+    def start_reading(self) -> None:
+        """Ask for the schema's digest and description; :meth:`reading` waits for them.
+
+        The child reads (imports the project's code, hashes the migrations) while
+        the caller does something else: the preparation starts the server.
+        """
+        self._send({"task": "read"})
+        self._pending = True
+
+    def reading(self) -> SchemaReading:
+        """The answer to :meth:`start_reading`, read by the project's own code."""
+        answer = self._receive(None, step="reading the schema")
+        self._pending = False
         return SchemaReading(digest=answer["digest"], describe=answer["describe"])
 
     def build(self, url: URL, environment: Mapping[str, str]) -> None:
@@ -136,7 +148,13 @@ class SchemaChild:
         self._ask(message, url, step=f"building template {url.database}")
 
     def close(self) -> None:
-        """Let the child go (it exits when its requests end), or end it if it will not."""
+        """Let the child go (it exits when its requests end), or end it if it will not.
+
+        A child still working on a request the caller gave up on (the preparation
+        failed meanwhile) is ended at once: its answer has nobody to go to.
+        """
+        if self._pending:
+            self._process.terminate()
         for pipe in (self._requests, self._answers):
             with contextlib.suppress(OSError):  # a child that died unread: a broken pipe
                 pipe.close()
@@ -157,9 +175,21 @@ class SchemaChild:
         except BrokenPipeError:
             pass  # the child is gone: its answer, or its absence, says why
 
+    def close_in_background(self) -> None:
+        """:meth:`close` without waiting for the child's interpreter to exit (~0.2 s).
+
+        For a child whose work is done and whose databases were used since (a
+        session of its still open would have made that use fail): it exits as its
+        requests end, and a thread reaps it.
+        """
+        threading.Thread(target=self.close, name="ci-kit-schema-reaper", daemon=True).start()
+
     def _ask(self, message: Mapping[str, Any], url: URL | None, *, step: str) -> dict[str, Any]:
+        self._send(message)
+        return self._receive(url, step=step)
+
+    def _receive(self, url: URL | None, *, step: str) -> dict[str, Any]:
         try:
-            self._send(message)
             raw = self._answers.readline()
         except BaseException:  # Ctrl-C, SIGTERM: the child must not outlive the run
             self._process.terminate()
@@ -197,13 +227,24 @@ class ProjectSchema:
     def __init__(self, request: SchemaRequest, reader: SchemaChild | None) -> None:
         self.request = request
         self._reader = reader
-        self.reading = reader.read() if reader is not None else _empty_reading()
+        self._reading = None if reader is not None else _empty_reading()
+        if reader is not None:
+            reader.start_reading()
+
+    @property
+    def reading(self) -> SchemaReading:
+        """The schema's digest and description, waited for on first use."""
+        if self._reading is None:
+            assert self._reader is not None  # a reading is only missing while one is read
+            self._reading = self._reader.reading()
+        return self._reading
 
     def build(self, url: URL, environment: Mapping[str, str]) -> None:
         """Build into ``url``'s database; the project's code sees ``environment`` from its start."""
         if not self.request.runs_project_code:
             return  # an empty template: the database is all there is
         if self._reader is not None and not self.request.reading_imports_project_code:
+            _ = self.reading  # its answer comes first on the pipe
             self._reader.build(url, environment)
             return
         with schema_child(self.request, environment) as builder:
@@ -214,16 +255,23 @@ class ProjectSchema:
 def project_schema(
     request: SchemaRequest, reading_environment: Mapping[str, str]
 ) -> Iterator[ProjectSchema]:
-    """Read the project's schema, before any server is known; build it later if asked.
+    """Read the project's schema while the block starts the server; build it later if asked.
 
     ``reading_environment`` is what the project's code sees while only reading:
-    variables naming a database that exists nowhere.
+    variables naming a database that exists nowhere. The reading child is let go
+    without waiting for its exit when the block succeeds (by then the template it
+    may have built was sealed and cloned); a failure ends it before going on.
     """
     if not request.runs_project_code:
         yield ProjectSchema(request, None)
         return
-    with schema_child(request, reading_environment) as reader:
+    reader = SchemaChild(request, reading_environment)
+    try:
         yield ProjectSchema(request, reader)
+    except BaseException:
+        reader.close()
+        raise
+    reader.close_in_background()
 
 
 def _empty_reading() -> SchemaReading:

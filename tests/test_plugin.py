@@ -61,6 +61,26 @@ class TestEmbeddedServer:
         assert all(db == f"embedded_test_{worker}" for worker, db in by_worker.items())
         assert all(row["seen"] == 0 for row in rows)
 
+    @pytest.mark.parametrize("shape", ["deeper than a socket's path", "with spaces"])
+    def test_the_plan_reaches_the_workers_whatever_the_temp_dir(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, shape: str
+    ) -> None:
+        """The controller hands the plan over a Unix socket it makes in the temp dir."""
+        base = Path(tempfile.mkdtemp(prefix="ci-kit-test-"))
+        temp = base.joinpath(*(["d" * 60, "e" * 60] if shape.startswith("deeper") else ["a b"]))
+        temp.mkdir(parents=True)
+        for directory in (base, *base.glob("**/")):
+            directory.chmod(0o755)  # as root, the postgres user reads files made there
+        monkeypatch.setenv("TMPDIR", str(temp))
+        try:
+            log = write_project(pytester, "embedded_test", count=4)
+            result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
+            result.assert_outcomes(passed=8)
+            by_worker = {row["worker"]: row["db"] for row in seen(log)}
+            assert all(db == f"embedded_test_{worker}" for worker, db in by_worker.items())
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
     def test_reuse_keeps_the_server_and_its_template_for_the_next_run(
         self, pytester: pytest.Pytester
     ) -> None:

@@ -51,7 +51,10 @@ class PlanHandoff:
     def __init__(self) -> None:
         from multiprocessing.connection import Listener
 
-        self._directory = tempfile.mkdtemp(prefix="ci-kit-plan-")  # 0700: this user's only
+        from ci_kit.postgres.processes import temp_root  # a socket's path holds ~100 bytes
+
+        # 0700: this user's only
+        self._directory = tempfile.mkdtemp(prefix="ci-kit-plan-", dir=temp_root())
         self.address = os.path.join(self._directory, "plan.sock")  # noqa: PTH118 (a str for AF_UNIX)
         self.key = secrets.token_bytes(32)
         self._listener = Listener(self.address, family="AF_UNIX", authkey=self.key)

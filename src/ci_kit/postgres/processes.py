@@ -241,8 +241,10 @@ def halt(data: Path, sig: signal.Signals) -> bool:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, current)
         deadline = time.monotonic() + patience
+        pause = 0.002  # an immediate shutdown takes milliseconds: look again soon, then less often
         while postmaster(data) == pid and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
         if postmaster(data) != pid:
             break
     return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -52,6 +53,20 @@ from tests.helpers.server import (
 # SQLAlchemy's PostgreSQL dialect registers SQL functions globally when imported;
 # imported a second time it warns, and filterwarnings=error turns that into a
 # failure that depends on test order.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal sends it, even when a shell started this run in the background.
+
+    POSIX shells without job control start background commands with SIGINT
+    ignored, and an ignored signal stays ignored through every exec: the tests that
+    send real Ctrl-Cs to runs and servers would see them dropped and time out. A
+    handler, unlike SIG_IGN, is reset by exec, so xdist's workers and every run a
+    test starts get the default again.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 _DEFAULT_SERVER = URL.create(
     DRIVERNAME,

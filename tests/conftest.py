@@ -214,10 +214,17 @@ def make_server() -> Iterator[MakeServer]:
 
 
 @pytest.fixture
-def persistent_dir() -> Iterator[Path]:
-    """Under a 0755 directory: as root, the postgres user must reach it (tmp_path is 0700)."""
+def reachable_temp() -> Iterator[Path]:
+    """A new 0755 temp directory: as root, the postgres user must reach what is made
+    inside (tmp_path is 0700). Removed at the end."""
     base = Path(tempfile.mkdtemp(prefix="ci-kit-test-"))
     base.chmod(0o755)
-    yield base / "pgdata"
-    stop_persistent(base / "pgdata")
+    yield base
     shutil.rmtree(base)
+
+
+@pytest.fixture
+def persistent_dir(reachable_temp: Path) -> Iterator[Path]:
+    """A data directory the postgres user can reach; its server is stopped at the end."""
+    yield reachable_temp / "pgdata"
+    stop_persistent(reachable_temp / "pgdata")

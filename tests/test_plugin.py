@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -63,23 +62,25 @@ class TestEmbeddedServer:
 
     @pytest.mark.parametrize("shape", ["deeper than a socket's path", "with spaces"])
     def test_the_plan_reaches_the_workers_whatever_the_temp_dir(
-        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, shape: str
+        self,
+        pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        reachable_temp: Path,
+        shape: str,
     ) -> None:
         """The controller hands the plan over a Unix socket it makes in the temp dir."""
-        base = Path(tempfile.mkdtemp(prefix="ci-kit-test-"))
-        temp = base.joinpath(*(["d" * 60, "e" * 60] if shape.startswith("deeper") else ["a b"]))
-        temp.mkdir(parents=True)
-        for directory in (base, *base.glob("**/")):
-            directory.chmod(0o755)  # as root, the postgres user reads files made there
+        parts = ["d" * 60, "e" * 60] if shape.startswith("deeper") else ["a b"]
+        temp = reachable_temp
+        for part in parts:
+            temp = temp / part
+            temp.mkdir()
+            temp.chmod(0o755)  # whatever the umask: as root, the postgres user reads files here
         monkeypatch.setenv("TMPDIR", str(temp))
-        try:
-            log = write_project(pytester, "embedded_test", count=4)
-            result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
-            result.assert_outcomes(passed=8)
-            by_worker = {row["worker"]: row["db"] for row in seen(log)}
-            assert all(db == f"embedded_test_{worker}" for worker, db in by_worker.items())
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
+        log = write_project(pytester, "embedded_test", count=4)
+        result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
+        result.assert_outcomes(passed=8)
+        by_worker = {row["worker"]: row["db"] for row in seen(log)}
+        assert all(db == f"embedded_test_{worker}" for worker, db in by_worker.items())
 
     def test_reuse_keeps_the_server_and_its_template_for_the_next_run(
         self, pytester: pytest.Pytester
@@ -206,22 +207,18 @@ class TestEmbeddedServer:
     )
     @pytest.mark.parametrize("reuse", [False, True], ids=["ephemeral", "reuse"])
     def test_a_small_dev_shm_sends_the_cluster_to_the_temp_dir(
-        self, pytester: pytest.Pytester, reuse: bool
+        self, pytester: pytest.Pytester, reachable_temp: Path, reuse: bool
     ) -> None:
         """Docker's 64 MB /dev/shm fails a two-worker run: the cluster goes elsewhere."""
         write_project(pytester, "embedded_test", count=8)
-        temp = Path(tempfile.mkdtemp(prefix="ci-kit-test-"))
-        temp.chmod(0o755)  # as root, the postgres user must reach the cluster inside
+        temp = reachable_temp  # as root, the postgres user must reach the cluster inside
         pytest_argv = [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:randomly", "-v"]
         commands = [pytest_argv]
         if reuse:
             stop = [sys.executable, "-m", "ci_kit", "server", "--stop"]
             commands = [[*pytest_argv, "--ci-kit-reuse"], [*pytest_argv, "--ci-kit-reuse"], stop]
-        try:
-            output = in_docker_sized_dev_shm(commands, pytester.path, temp)
-            left_in_temp = sorted(path.name for path in temp.iterdir())
-        finally:
-            shutil.rmtree(temp, ignore_errors=True)
+        output = in_docker_sized_dev_shm(commands, pytester.path, temp)
+        left_in_temp = sorted(path.name for path in temp.iterdir())
         fallback = (
             f"ci-kit: /dev/shm has 64 MB free (< 256 MB): "
             f"the embedded cluster goes to {temp}, slower clones"

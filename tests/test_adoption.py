@@ -205,15 +205,19 @@ def snapshot(url: URL) -> dict[str, object]:
 
 
 def run(
-    pytester: pytest.Pytester, server: URL, *args: str, **env: str
+    pytester: pytest.Pytester, server: URL, *args: str, stderr: int = subprocess.PIPE, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """The inner suite on ``server``, with this process's environment less the kit's."""
+    """The inner suite on ``server``, with this process's environment less the kit's.
+
+    ``stderr=subprocess.STDOUT`` merges the streams, in the order they were written.
+    """
     environ = environ_without_kit()
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", *args],
         cwd=pytester.path,
         env={**environ, "CI_KIT_DATABASE_URL": render(server), **env},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         timeout=300,
         check=False,
@@ -254,14 +258,25 @@ def test_an_app_reading_database_url_at_import_never_meets_the_dev_database(
     assert "ALEMBIC-LOG" not in output, "Alembic's fileConfig stays out of the run"
 
 
+@pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["serial", "xdist"])
 def test_alembic_logging_env_lets_env_py_configure_logging(
-    pytester: pytest.Pytester, server_url: URL, base_name: str
+    pytester: pytest.Pytester, server_url: URL, base_name: str, args: tuple[str, ...]
 ) -> None:
+    """The project's output is the run's, whichever process prepares: an xdist
+    controller prepares while it imports the conftests, under pytest's capture."""
     write_project(pytester, base_name)
+    conftest = pytester.path / "conftest.py"  # slow: the migrations run while it imports
+    conftest.write_text("import time\ntime.sleep(1.5)\n" + conftest.read_text())
     extra = {"CI_KIT_ALEMBIC_LOGGING": "env", "SEEN_LOG": str(pytester.path / "s.jsonl")}
-    result = run(pytester, server_url.set(database=base_name), **extra)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "ALEMBIC-LOG INFO Running upgrade  -> 0001" in result.stdout + result.stderr
+    url = server_url.set(database=base_name)
+    result = run(pytester, url, *args, stderr=subprocess.STDOUT, **extra)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stdout
+    migrated = [n for n, line in enumerate(lines) if "ALEMBIC-LOG INFO Running upgrade" in line]
+    built = [n for n, line in enumerate(lines) if line.startswith("ci-kit: template ")]
+    assert migrated, result.stdout
+    assert built, result.stdout
+    assert migrated < built, f"the migration's output came after the run: {result.stdout}"
 
 
 def test_an_async_env_py_runs_on_the_kits_connection(

@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL
 from ci_kit.admin import Admin
 from ci_kit.dburl import environment_url, render, secret_forms
 from ci_kit.marks import Mark
-from ci_kit.postgres import reuse_data_dir, stop_persistent
+from ci_kit.postgres import PREFIX, reuse_data_dir, stop_persistent
 from tests.helpers.clusters import cluster_directory
 from tests.helpers.projects import MODELS, seen, write_project, write_suite
 from tests.helpers.runs import running, wait_for, wait_until
@@ -154,6 +154,68 @@ class TestEmbeddedServer:
         assert "KeyboardInterrupt" in output
         assert not running(postmaster), "the postmaster outlived the interrupted run"
         assert not cluster.exists(), "the embedded cluster outlived the interrupted run"
+
+    @pytest.mark.parametrize(
+        ("where", "ending"),
+        [
+            ("import", "raise ImportError('the app cannot be imported')"),
+            ("import", "os.kill(os.getpid(), signal.SIGTERM); time.sleep(30)"),
+            ("import", "os.kill(os.getpid(), signal.SIGINT); time.sleep(30)"),
+            ("configure", "raise pytest.UsageError('a conftest refuses the options')"),
+        ],
+        ids=["conftest-import-error", "sigterm", "ctrl-c", "usage-error-in-configure"],
+    )
+    def test_a_controller_that_ends_before_its_session_leaves_no_server(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, where: str, ending: str
+    ) -> None:
+        """An xdist controller starts the server on a thread while it imports the
+        conftests and configures: every way that start can end stops the server.
+
+        The conftest waits until its own process's server is up, so the ending meets
+        a running server, then records that server's directory and ends.
+        """
+        monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # the inner run's to set
+        write_project(pytester, "embedded_test", count=1)
+        record = pytester.path / "cluster.txt"
+        pytester.makeconftest(
+            f"""
+            import json, os, pathlib, signal, time
+            import pytest
+            from ci_kit.postgres import cluster_directories
+
+            def own_cluster():
+                for cluster in cluster_directories():
+                    try:
+                        owner = json.loads((cluster / "owner.json").read_text())
+                    except (OSError, ValueError):
+                        continue
+                    if owner["pid"] == os.getpid() and (cluster / "data/postmaster.pid").exists():
+                        return cluster
+                return None
+
+            def wait_then_end():
+                deadline = time.monotonic() + 60
+                while (found := own_cluster()) is None and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                pathlib.Path({str(record)!r}).write_text(str(found))
+                {ending}
+
+            CONTROLLER = "PYTEST_XDIST_WORKER" not in os.environ
+
+            def pytest_configure(config):
+                if CONTROLLER and {where == "configure"}:
+                    wait_then_end()
+
+            if CONTROLLER and {where == "import"}:
+                wait_then_end()
+            """
+        )
+        result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly", timeout=120)
+        output = result.stdout.str() + result.stderr.str()
+        assert result.ret != 0, output
+        cluster = Path(record.read_text())
+        assert cluster.name.startswith(PREFIX), output
+        assert not cluster.exists(), f"the server's cluster outlived the controller: {output}"
 
     @pytest.mark.slow
     @pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["serial", "xdist"])

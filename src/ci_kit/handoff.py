@@ -3,11 +3,12 @@
 xdist starts the workers at the session's start, and a worker must have cloned
 its database before it imports its conftests (a conftest that imports the
 application builds its engine from ``url-env`` at that very moment), long before
-``workerinput`` reaches it. So the controller lets xdist start the workers first,
-prepares the run (server, template, rehearsal) while they start up, and hands the
-plan over a private Unix socket: each worker connects as it reaches its
-conftests and waits there until the plan, or the controller's refusal, arrives.
-The start-up of the workers (an interpreter, pytest, its plugins) and the
+``workerinput`` reaches it. So the controller prepares the run (server, template,
+rehearsal) on a thread from its first hook (:mod:`ci_kit.background`), while it
+imports its own conftests and xdist starts the workers, and hands the plan over a
+private Unix socket: each worker connects as it reaches its conftests and waits
+there until the plan, or the controller's refusal, arrives. The start-up of the
+controller and of the workers (an interpreter, pytest, its plugins) and the
 preparation overlap instead of adding up.
 
 The plan carries the server's password: the socket lives in a directory only

@@ -35,7 +35,7 @@ from ci_kit.marks import Mark
 from ci_kit.plan import RunPlan, RunReport
 from ci_kit.postgres import EmbeddedPostgres, start_server
 from ci_kit.postgres.interrupts import taken_as_interrupt
-from ci_kit.schema.process import ProjectSchema, project_schema, request_from
+from ci_kit.schema.process import ChildStart, ProjectSchema, project_schema, request_from
 from ci_kit.variables import absent_database_url, rendered
 
 logger = logging.getLogger(__name__)
@@ -112,16 +112,20 @@ class PreparedRun:
         return []
 
 
-def prepare_run(config: KitConfig, *, workers: int = 0) -> PreparedRun:
+def prepare_run(
+    config: KitConfig, *, workers: int = 0, children: ChildStart | None = None
+) -> PreparedRun:
     """Find or start the server, claim names, sweep leftovers, build or reuse the template.
 
     Progress a person wants to see is logged at INFO, every command the kit runs
     (the embedded server's ``initdb`` and ``pg_ctl``) at DEBUG (:mod:`ci_kit.logs`).
     With ``workers`` (an xdist controller), whatever would stop a worker from
     getting its database is found here, once, before any worker starts.
+    ``children``: what the schema's child processes start from (this process as it
+    is now by default; :mod:`ci_kit.background` takes it before its thread starts).
     """
     check_test_name(config.base_name, allow_any_name=config.allow_any_name)
-    with project_schema(request_from(config), _nowhere(config)) as schema:
+    with project_schema(request_from(config), _nowhere(config), children) as schema:
         started = time.perf_counter()
         embedded, server_url, server_text = start_server(config)
         server_seconds = time.perf_counter() - started

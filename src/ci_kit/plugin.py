@@ -62,6 +62,8 @@ from ci_kit.project import check_table_is_read
 from ci_kit.requested import PLUGIN_NAME as REQUESTED_PLUGIN
 
 if TYPE_CHECKING:
+    from ci_kit.background import BackgroundPreparation
+    from ci_kit.lifecycle import PreparedRun
     from ci_kit.plan import RunPlan, RunReport
 
 __all__ = ["db_connection", "db_engine", "db_session", "db_url", "phase_seconds"]
@@ -73,6 +75,7 @@ _NOTES_KEY = pytest.StashKey[list[str]]()
 _OPTIONS_KEY = pytest.StashKey[argparse.Namespace]()
 _WORKERS_KEY = pytest.StashKey[int]()
 _HANDOFF_KEY = pytest.StashKey[PlanHandoff]()
+_PREPARATION_KEY: pytest.StashKey[BackgroundPreparation] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -113,7 +116,7 @@ def pytest_load_initial_conftests(
         if workers:
             _defer_preparation(config, kit)
         else:
-            _open_own_databases(config, _prepare_run(config, kit, workers=0), None)
+            _open_own_databases(config, _prepare_run(config, kit), None)
     except CiKitError as error:
         raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
     except KeyboardInterrupt as interrupt:
@@ -280,48 +283,77 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def _defer_preparation(config: pytest.Config, kit: KitConfig) -> None:
-    """An xdist controller prepares after xdist has started the workers (pytest_collection).
+    """An xdist controller prepares on a thread while it imports the conftests and
+    xdist starts the workers (:mod:`ci_kit.background`); it claims the run in
+    pytest_collection.
 
     The workers start up (an interpreter, pytest, its plugins) meanwhile and wait
-    for the plan where they need it (:mod:`ci_kit.handoff`). The controller imports
-    the conftests too, but has no database: its variables name one that exists
-    nowhere, so an accidental connection fails instead of landing elsewhere.
+    for the plan where they need it (:mod:`ci_kit.handoff`), which the thread hands
+    them as soon as it has one. The controller imports the conftests too, but has no
+    database: its variables name one that exists nowhere, so an accidental
+    connection fails instead of landing elsewhere.
     """
     from ci_kit.dburl import DRIVERNAME
     from ci_kit.variables import absent_database_url, rendered
 
-    config.stash[_HANDOFF_KEY] = hand_to_workers(config)
+    handoff = config.stash[_HANDOFF_KEY] = hand_to_workers(config)
     absent = absent_database_url(kit.url, f"{kit.base_name}_controller")
     _point_variables(config, kit.env, rendered(kit.env, absent, kit.url_driver or DRIVERNAME))
+    # Imported here, not on the thread, while the conftests import the same libraries.
+    import_libraries(config.stash)
+    with phase(config.stash, "import"):
+        from ci_kit.background import BackgroundPreparation
+        from ci_kit.lifecycle import prepare_run
+        from ci_kit.schema.process import ChildStart
+
+    workers = config.stash[_WORKERS_KEY]
+
+    def prepare(children: ChildStart) -> PreparedRun:
+        with phase(config.stash, "prepare"):
+            return prepare_run(kit, workers=workers, children=children)
+
+    with _capture_suspended(config):  # the terminal, not the capture of the conftests' output
+        children = ChildStart.now(stdout=os.dup(1), stderr=os.dup(2))
+    preparation = BackgroundPreparation(
+        prepare,
+        children=children,
+        level=_progress_level(config),
+        on_ready=lambda run: handoff.publish(run.plan),
+    )
+    config.stash[_PREPARATION_KEY] = preparation
+    config.add_cleanup(preparation.abandon)
+    preparation.start()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_collection(session: pytest.Session) -> Any:
-    """The controller's preparation, now that xdist has started the workers.
+    """The controller's prepared run, claimed once xdist has started the workers.
 
     xdist starts them at the session's start (its ``pytest_sessionstart``, the
-    last to run), so the first hook after it is where the controller prepares while
-    they start up. A wrapper, because xdist's controller answers this hook first
-    and alone. A run that cannot start ends here with one line; the waiting
-    workers are told to just end.
+    last to run), so the first hook after it is where the controller waits for the
+    preparation, if it is still running. A wrapper, because xdist's controller
+    answers this hook first and alone. A run that cannot start ends here with one
+    line; the waiting workers are told to just end.
     """
-    _prepare_deferred(session.config)
+    _claim_prepared_run(session.config)
     return (yield)
 
 
-def _prepare_deferred(config: pytest.Config) -> None:
-    handoff = config.stash.get(_HANDOFF_KEY, None)
-    if handoff is None:
+def _claim_prepared_run(config: pytest.Config) -> None:
+    preparation = config.stash.get(_PREPARATION_KEY, None)
+    if preparation is None:
         return
+    handoff = config.stash[_HANDOFF_KEY]
     try:
-        plan = _prepare_run(config, config.stash[_CONFIG_KEY], workers=config.stash[_WORKERS_KEY])
+        run = preparation.claim(_early_log(config))
     except CiKitError as error:
         handoff.refuse()
         raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
     except KeyboardInterrupt as interrupt:
         handoff.refuse()
         _stop_interrupted(interrupt)
-    handoff.publish(plan)
+    config.add_cleanup(preparation.release)  # after the run's close, added next
+    _adopt_run(config, run)
     # The header was written before the run was prepared: its lines follow it.
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None:
@@ -359,32 +391,42 @@ def _requested(config: pytest.Config) -> bool:
     return config.pluginmanager.has_plugin(REQUESTED_PLUGIN)
 
 
-def _prepare_run(config: pytest.Config, kit: KitConfig, *, workers: int) -> RunPlan:
+def _prepare_run(config: pytest.Config, kit: KitConfig) -> RunPlan:
+    """A serial run's preparation, before pytest imports the conftests."""
     import_libraries(config.stash)
     with phase(config.stash, "import"):
         from ci_kit.lifecycle import prepare_run
         from ci_kit.logs import forwarded_to
-
-    log = _early_log(config)
-    # The kit's progress (INFO), and with -v every command it runs (DEBUG), as lines
-    # on the terminal: pytest's logging plugin does not exist yet.
-    verbose = (_option(config, "verbose", 0) or 0) > 0
-    level = logging.DEBUG if verbose else logging.INFO
 
     # What the preparation prints (an env.py's own logging, with alembic-logging =
     # "env") is the run's output, not start-up noise for pytest's capture to drop.
     with (
         phase(config.stash, "prepare"),
         _capture_suspended(config),
-        forwarded_to(log, level=level),
+        forwarded_to(_early_log(config), level=_progress_level(config)),
     ):
-        run = prepare_run(kit, workers=workers)
+        run = prepare_run(kit)
+    return _adopt_run(config, run)
+
+
+def _progress_level(config: pytest.Config) -> int:
+    """The kit's progress (INFO), and with -v every command it runs (DEBUG), as lines
+    on the terminal: pytest's logging plugin does not exist yet."""
+    verbose = (_option(config, "verbose", 0) or 0) > 0
+    return logging.DEBUG if verbose else logging.INFO
+
+
+def _adopt_run(config: pytest.Config, run: PreparedRun) -> RunPlan:
+    """The prepared run is this process's: its report, its close, its lock watch."""
+    from ci_kit.logs import forwarded_to
+
     config.stash[_REPORT_KEY] = run.report
     record_phase(config.stash, "server", run.report.server_seconds)
     record_phase(config.stash, "template", run.report.template_seconds)
+    log = _early_log(config)
 
     def close() -> None:
-        with forwarded_to(log, level=level):
+        with forwarded_to(log, level=_progress_level(config)):
             dropped = run.close()
         if dropped:
             log(f"dropped {len(dropped)} test database(s)")

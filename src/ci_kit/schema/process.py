@@ -99,21 +99,49 @@ def request_from(config: KitConfig) -> SchemaRequest:
     )
 
 
+@dataclass(frozen=True)
+class ChildStart:
+    """What a schema child starts from: the test process as it was when the run began.
+
+    Taken once, by the thread that may: an xdist controller prepares on a thread
+    (:mod:`ci_kit.background`) while its main thread imports the conftests, which
+    change ``os.environ`` and ``sys.path`` as they go, under pytest's capture of
+    the standard streams. ``stdout`` and ``stderr``: the descriptors a child
+    writes to (the project's output is the run's, not start-up noise for that
+    capture to drop); None inherits this process's.
+    """
+
+    environ: Mapping[str, str]
+    sys_path: tuple[str, ...]
+    stdout: int | None = None
+    stderr: int | None = None
+
+    @classmethod
+    def now(cls, *, stdout: int | None = None, stderr: int | None = None) -> ChildStart:
+        return cls(dict(os.environ), tuple(sys.path), stdout, stderr)
+
+
 class SchemaChild:
     """One ``python -m ci_kit.schema`` process: requests in, one answer per request out.
 
-    Its environment is this process's with ``environment`` over it, and its
-    ``sys.path`` this process's, so the project imports as it would here.
+    Its environment is ``start``'s with ``environment`` over it, and its
+    ``sys.path`` ``start``'s, so the project imports as it would in the test process.
     """
 
-    def __init__(self, request: SchemaRequest, environment: Mapping[str, str]) -> None:
+    def __init__(
+        self, request: SchemaRequest, environment: Mapping[str, str], start: ChildStart
+    ) -> None:
         self.request = request
         request_read, request_write = os.pipe()
         answer_read, answer_write = os.pipe()
         argv = [sys.executable, "-m", "ci_kit.schema", str(request_read), str(answer_write)]
         try:
             self._process = subprocess.Popen(
-                argv, env={**os.environ, **environment}, pass_fds=(request_read, answer_write)
+                argv,
+                env={**start.environ, **environment},
+                pass_fds=(request_read, answer_write),
+                stdout=start.stdout,
+                stderr=start.stderr,
             )
         finally:
             os.close(request_read)
@@ -121,7 +149,7 @@ class SchemaChild:
         self._requests: IO[str] = os.fdopen(request_write, "w", encoding="utf-8")
         self._answers: IO[str] = os.fdopen(answer_read, encoding="utf-8")
         self._pending = False
-        self._send({"request": asdict(self.request), "sys_path": sys.path})
+        self._send({"request": asdict(self.request), "sys_path": list(start.sys_path)})
 
     def start_reading(self) -> None:
         """Ask for the schema's digest and description; :meth:`reading` waits for them.
@@ -212,9 +240,11 @@ class SchemaChild:
 
 
 @contextmanager
-def schema_child(request: SchemaRequest, environment: Mapping[str, str]) -> Iterator[SchemaChild]:
+def schema_child(
+    request: SchemaRequest, environment: Mapping[str, str], start: ChildStart
+) -> Iterator[SchemaChild]:
     """A :class:`SchemaChild` for the block, closed whatever happens."""
-    child = SchemaChild(request, environment)
+    child = SchemaChild(request, environment, start)
     try:
         yield child
     finally:
@@ -224,9 +254,12 @@ def schema_child(request: SchemaRequest, environment: Mapping[str, str]) -> Iter
 class ProjectSchema:
     """A project's schema for one run: read once, built at most once, each by the right child."""
 
-    def __init__(self, request: SchemaRequest, reader: SchemaChild | None) -> None:
+    def __init__(
+        self, request: SchemaRequest, reader: SchemaChild | None, start: ChildStart
+    ) -> None:
         self.request = request
         self._reader = reader
+        self._start = start
         self._reading = None if reader is not None else _empty_reading()
         if reader is not None:
             reader.start_reading()
@@ -247,13 +280,13 @@ class ProjectSchema:
             _ = self.reading  # its answer comes first on the pipe
             self._reader.build(url, environment)
             return
-        with schema_child(self.request, environment) as builder:
+        with schema_child(self.request, environment, self._start) as builder:
             builder.build(url, environment)
 
 
 @contextmanager
 def project_schema(
-    request: SchemaRequest, reading_environment: Mapping[str, str]
+    request: SchemaRequest, reading_environment: Mapping[str, str], start: ChildStart | None = None
 ) -> Iterator[ProjectSchema]:
     """Read the project's schema while the block starts the server; build it later if asked.
 
@@ -261,13 +294,15 @@ def project_schema(
     variables naming a database that exists nowhere. The reading child is let go
     without waiting for its exit when the block succeeds (by then the template it
     may have built was sealed and cloned); a failure ends it before going on.
+    ``start``: what every child starts from, this process as it is now by default.
     """
+    start = start or ChildStart.now()
     if not request.runs_project_code:
-        yield ProjectSchema(request, None)
+        yield ProjectSchema(request, None, start)
         return
-    reader = SchemaChild(request, reading_environment)
+    reader = SchemaChild(request, reading_environment, start)
     try:
-        yield ProjectSchema(request, reader)
+        yield ProjectSchema(request, reader, start)
     except BaseException:
         reader.close()
         raise

@@ -217,6 +217,27 @@ class TestEmbeddedServer:
         assert cluster.name.startswith(PREFIX), output
         assert not cluster.exists(), f"the server's cluster outlived the controller: {output}"
 
+    @pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["serial", "xdist"])
+    def test_progress_lines_survive_a_conftest_that_keeps_existing_loggers(
+        self, pytester: pytest.Pytester, args: tuple[str, ...]
+    ) -> None:
+        """What the README tells a project whose conftest configures logging: with
+        ``disable_existing_loggers=False`` the kit's progress lines stay, even at
+        ``-n 2``, where the controller prepares while that conftest runs."""
+        write_project(pytester, "embedded_test", count=1)
+        conftest = pytester.path / "conftest.py"
+        conftest.write_text(
+            "import logging.config, time\n"
+            "logging.config.dictConfig({'version': 1, 'disable_existing_loggers': False})\n"
+            "time.sleep(0.5)  # an application's import: the preparation logs meanwhile\n"
+            + (conftest.read_text() if conftest.exists() else "")
+        )
+        result = pytester.runpytest_subprocess(*args, "-p", "no:randomly")
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines(
+            ["ci-kit: starting embedded PostgreSQL*", "ci-kit: building template*"]
+        )
+
     @pytest.mark.slow
     @pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["serial", "xdist"])
     def test_a_server_killed_mid_run_is_one_line_and_leaves_nothing(

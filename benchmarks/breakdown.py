@@ -241,7 +241,11 @@ class Breakdown:
             Row(
                 "kit preparation",
                 self.kit_preparation,
-                "the kit's start-up before the conftests: its imports, server start, "
+                "the kit's start-up before the conftests: its imports; the preparation runs "
+                "on a thread beside the conftests and the workers' start-up (its rows below "
+                "overlap them)"
+                if self.parallel
+                else "the kit's start-up before the conftests: its imports, server start, "
                 "template build or check, this process's database",
                 1,
             ),

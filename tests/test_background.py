@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import cast
 
@@ -124,3 +127,30 @@ def test_the_descriptors_taken_for_the_children_are_closed_after_the_preparation
     for descriptor in taken:
         with pytest.raises(OSError, match="Bad file descriptor"):
             os.fstat(descriptor)
+
+
+def test_an_interrupt_ends_the_child_the_thread_waits_for() -> None:
+    """SIGTERM reaches the main thread only: it must cut the thread's wait short (a
+    migration can take minutes), so that the run ends now, its server stopped."""
+    run = StandInRun()
+    waiting = threading.Event()
+    children = ChildStart.now()
+
+    def prepare(start: ChildStart) -> StandInRun:
+        migration = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        start.live.add(migration)
+        waiting.set()
+        migration.wait()
+        start.live.discard(migration)
+        return run
+
+    background = preparation(prepare, children=children)
+    background.start()
+    assert waiting.wait(10)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGTERM)
+    background.abandon()
+    assert time.monotonic() - started < 10, "the thread waited for its child to end by itself"
+    assert run.closed == 1
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -14,7 +14,8 @@ changing it meanwhile:
 
 - the signals: only the main thread can take SIGTERM as Ctrl-C
   (:mod:`ci_kit.postgres.interrupts`); it holds them so from the thread's start
-  until the run is closed, for the server the thread starts;
+  until the run is closed, for the server the thread starts, and an interrupt
+  ends the schema child the thread waits for, so that it unwinds at once;
 - what the schema's child processes start from (:class:`ChildStart`): the
   environment and ``sys.path`` before the conftests change them, and the
   terminal, which pytest captures while they are imported;
@@ -68,8 +69,12 @@ class BackgroundPreparation:
         self._thread = threading.Thread(target=self._work, name="ci-kit-prepare")
 
     def start(self) -> None:
-        """Start the thread; from the main thread, which holds the signals for it."""
-        interrupts.hold(self)
+        """Start the thread; from the main thread, which holds the signals for it.
+
+        An interrupt ends the schema child the thread may be waiting for (a migration
+        can take minutes), so that the thread unwinds at once, its server stopped.
+        """
+        interrupts.hold(self, on_interrupt=self._children.end_children)
         atexit.register(self.abandon)
         self._thread.start()
 

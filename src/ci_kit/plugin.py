@@ -124,18 +124,22 @@ def pytest_load_initial_conftests(
 
 
 def _stop_interrupted(interrupt: KeyboardInterrupt) -> NoReturn:
-    """Ctrl-C or SIGTERM while the kit prepares: one line, and pytest's exit code for it.
+    """Ctrl-C or SIGTERM while the kit prepares, before pytest's session: one line,
+    and pytest's exit code for it.
 
     pytest reports an interrupt itself only once its session has begun; before,
     it would be a traceback through the kit's and the user's frames.
     """
+    sys.stderr.write(f"ERROR: ci-kit: {_interrupted_line(interrupt)}\n")
+    sys.stderr.flush()
+    raise SystemExit(pytest.ExitCode.INTERRUPTED)
+
+
+def _interrupted_line(interrupt: KeyboardInterrupt) -> str:
     from ci_kit.errors import Interrupted
 
     said = str(interrupt) if isinstance(interrupt, Interrupted) else ""
-    line = said or f"interrupted ({str(interrupt) or 'SIGINT'}) while preparing the run"
-    sys.stderr.write(f"ERROR: ci-kit: {line}\n")
-    sys.stderr.flush()
-    raise SystemExit(pytest.ExitCode.INTERRUPTED)
+    return said or f"interrupted ({str(interrupt) or 'SIGINT'}) while preparing the run"
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)  # xdist's hook: xdist may be absent
@@ -351,7 +355,10 @@ def _claim_prepared_run(config: pytest.Config) -> None:
         raise pytest.UsageError(f"ci-kit: {_safe_message(config, error)}") from None
     except KeyboardInterrupt as interrupt:
         handoff.refuse()
-        _stop_interrupted(interrupt)
+        # In the session: pytest's own way out (a SystemExit here is an INTERNALERROR).
+        pytest.exit(
+            f"ci-kit: {_interrupted_line(interrupt)}", returncode=pytest.ExitCode.INTERRUPTED
+        )
     config.add_cleanup(preparation.release)  # after the run's close, added next
     _adopt_run(config, run)
     # The header was written before the run was prepared: its lines follow it.

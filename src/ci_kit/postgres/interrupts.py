@@ -11,6 +11,10 @@ a stop cut short would leave its postmaster running.
 Only the default dispositions are replaced, and restored once no server is owned.
 A handler the program set itself, or ``SIG_IGN``, is its choice and stays; atexit
 still stops the server if that handler exits.
+
+An owner whose work runs outside the main thread (an xdist controller's preparation)
+cannot be interrupted there: it gives :func:`hold` what cuts that work short, called
+as the signal is taken, before the main thread's KeyboardInterrupt.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class _Guard:
 
     def __init__(self) -> None:
         self.owners: set[int] = set()
+        self.on_interrupt: dict[int, Callable[[], object]] = {}
         self.installed: dict[signal.Signals, _Handler] = {}
         self.stopping = 0
         self.pending: list[signal.Signals] = []
@@ -44,6 +49,8 @@ class _Guard:
         if self.stopping:
             self.pending.append(received)
             return
+        for cut_short in list(self.on_interrupt.values()):
+            cut_short()
         if received is signal.SIGINT:
             raise KeyboardInterrupt
         raise KeyboardInterrupt(received.name)
@@ -52,13 +59,17 @@ class _Guard:
 _GUARD = _Guard()
 
 
-def hold(owner: object) -> None:
+def hold(owner: object, *, on_interrupt: Callable[[], object] | None = None) -> None:
     """Take SIGINT and SIGTERM as KeyboardInterrupt until :func:`release` of ``owner``.
 
-    Handlers can only be set from the main thread: from another, nothing changes.
+    ``on_interrupt``: called when either is taken, before the KeyboardInterrupt; it
+    must be quick and must not raise. Handlers can only be set from the main thread:
+    from another, nothing changes.
     """
     if not _in_main_thread():
         return
+    if on_interrupt is not None:
+        _GUARD.on_interrupt[id(owner)] = on_interrupt
     if not _GUARD.owners:
         for number, default in _DEFAULTS.items():
             if signal.getsignal(number) == default:
@@ -70,6 +81,7 @@ def hold(owner: object) -> None:
 def release(owner: object) -> None:
     """Give back the default dispositions once the last owner is gone."""
     _GUARD.owners.discard(id(owner))
+    _GUARD.on_interrupt.pop(id(owner), None)
     if _GUARD.owners or not _in_main_thread():
         return
     for number, default in _GUARD.installed.items():

@@ -32,7 +32,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy.engine import URL
@@ -101,24 +101,34 @@ def request_from(config: KitConfig) -> SchemaRequest:
 
 @dataclass(frozen=True)
 class ChildStart:
-    """What a schema child starts from: the test process as it was when the run began.
+    """What a schema child starts from: the test process as it was when the run began;
+    and the children started from it, until they end.
 
     Taken once, by the thread that may: an xdist controller prepares on a thread
     (:mod:`ci_kit.background`) while its main thread imports the conftests, which
     change ``os.environ`` and ``sys.path`` as they go, under pytest's capture of
     the standard streams. ``stdout`` and ``stderr``: the descriptors a child
     writes to (the project's output is the run's, not start-up noise for that
-    capture to drop); None inherits this process's.
+    capture to drop); None inherits this process's. An interrupt reaches that
+    thread only through :meth:`end_children`: the child it waits for ends, and its
+    wait with it.
     """
 
     environ: Mapping[str, str]
     sys_path: tuple[str, ...]
     stdout: int | None = None
     stderr: int | None = None
+    live: set[subprocess.Popen[bytes]] = field(default_factory=set, compare=False, repr=False)
 
     @classmethod
     def now(cls, *, stdout: int | None = None, stderr: int | None = None) -> ChildStart:
         return cls(dict(os.environ), tuple(sys.path), stdout, stderr)
+
+    def end_children(self) -> None:
+        """End every child still running (SIGTERM): called from a signal handler."""
+        for process in list(self.live):
+            if process.poll() is None:
+                process.terminate()
 
 
 class SchemaChild:
@@ -132,6 +142,7 @@ class SchemaChild:
         self, request: SchemaRequest, environment: Mapping[str, str], start: ChildStart
     ) -> None:
         self.request = request
+        self._start = start
         request_read, request_write = os.pipe()
         answer_read, answer_write = os.pipe()
         argv = [sys.executable, "-m", "ci_kit.schema", str(request_read), str(answer_write)]
@@ -146,6 +157,7 @@ class SchemaChild:
         finally:
             os.close(request_read)
             os.close(answer_write)
+        start.live.add(self._process)
         self._requests: IO[str] = os.fdopen(request_write, "w", encoding="utf-8")
         self._answers: IO[str] = os.fdopen(answer_read, encoding="utf-8")
         self._pending = False
@@ -195,6 +207,7 @@ class SchemaChild:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        self._start.live.discard(self._process)
 
     def _send(self, message: Mapping[str, Any]) -> None:
         try:

@@ -154,3 +154,28 @@ def test_an_interrupt_ends_the_child_the_thread_waits_for() -> None:
     assert time.monotonic() - started < 10, "the thread waited for its child to end by itself"
     assert run.closed == 1
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_claim_cut_short_by_an_interrupt_still_waits_for_the_thread_at_abandon() -> None:
+    """Ctrl-C lands while the main thread waits in claim; the thread still has seconds
+    of unwinding to do (a template to drop, a server to stop). A ``Thread.join`` cut
+    by KeyboardInterrupt can mark a running thread as ended (CPython's bpo-45274
+    handling): the wait must not be a join, or abandon and the interpreter's exit
+    would not wait, and the server would outlive the run."""
+    run = StandInRun()
+
+    def prepare(start: ChildStart) -> StandInRun:
+        migration = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        start.live.add(migration)
+        migration.wait()  # ended by the interrupt
+        start.live.discard(migration)
+        time.sleep(1)  # the unwinding that follows
+        return run
+
+    background = preparation(prepare)
+    background.start()
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        background.claim(lambda _line: None)
+    background.abandon()
+    assert run.closed == 1, "abandon did not wait for the thread"

@@ -64,6 +64,10 @@ class BackgroundPreparation:
         self._run: PreparedRun | None = None
         self._error: BaseException | None = None
         self._settled = False
+        # Waited on instead of Thread.join: a join cut short by Ctrl-C can mark the
+        # running thread as ended (CPython's bpo-45274 handling), and nothing, the
+        # interpreter's exit included, would wait for it any more.
+        self._done = threading.Event()
         # Not a daemon: an interpreter that exits meanwhile waits for the preparation,
         # then its exit handlers stop the server it started, never while it starts it.
         self._thread = threading.Thread(target=self._work, name="ci-kit-prepare")
@@ -84,8 +88,7 @@ class BackgroundPreparation:
         Waits for the thread, writing its progress lines with ``write`` as they come.
         Interrupted meanwhile, the run stays unclaimed: :meth:`abandon` closes it.
         """
-        while self._thread.is_alive():
-            self._thread.join(_POLL_SECONDS)
+        while not self._done.wait(_POLL_SECONDS):
             self._write_lines(write)
         self._write_lines(write)
         self._settle()
@@ -104,7 +107,7 @@ class BackgroundPreparation:
         if self._settled:
             return
         self._settle()
-        self._thread.join()
+        self._done.wait()
         try:
             if self._run is not None:
                 self._run.close()
@@ -122,6 +125,7 @@ class BackgroundPreparation:
             self._on_ready(run)
         finally:
             _close_descriptors(self._children)
+            self._done.set()
 
     def _settle(self) -> None:
         self._settled = True

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -124,7 +123,7 @@ class BackgroundPreparation:
             self._run = run
             self._on_ready(run)
         finally:
-            _close_descriptors(self._children)
+            self._children.close_descriptors()
             self._done.set()
 
     def _settle(self) -> None:
@@ -138,10 +137,3 @@ class BackgroundPreparation:
             except queue.Empty:
                 return
             write(line)
-
-
-def _close_descriptors(children: ChildStart) -> None:
-    """The descriptors taken for the children: theirs are their own copies."""
-    for descriptor in {children.stdout, children.stderr} - {None}:
-        assert descriptor is not None
-        os.close(descriptor)

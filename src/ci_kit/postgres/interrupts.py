@@ -38,8 +38,8 @@ class _Guard:
     """The process-wide state: signal dispositions belong to the process, not to a server."""
 
     def __init__(self) -> None:
-        self.owners: set[int] = set()
-        self.on_interrupt: dict[int, Callable[[], object]] = {}
+        self.owners: dict[int, Callable[[], object] | None] = {}
+        """Each owner's ``on_interrupt``, None for an owner that has nothing to cut short."""
         self.installed: dict[signal.Signals, _Handler] = {}
         self.stopping = 0
         self.pending: list[signal.Signals] = []
@@ -49,8 +49,9 @@ class _Guard:
         if self.stopping:
             self.pending.append(received)
             return
-        for cut_short in list(self.on_interrupt.values()):
-            cut_short()
+        for cut_short in list(self.owners.values()):
+            if cut_short is not None:
+                cut_short()
         if received is signal.SIGINT:
             raise KeyboardInterrupt
         raise KeyboardInterrupt(received.name)
@@ -68,20 +69,17 @@ def hold(owner: object, *, on_interrupt: Callable[[], object] | None = None) -> 
     """
     if not _in_main_thread():
         return
-    if on_interrupt is not None:
-        _GUARD.on_interrupt[id(owner)] = on_interrupt
     if not _GUARD.owners:
         for number, default in _DEFAULTS.items():
             if signal.getsignal(number) == default:
                 signal.signal(number, _GUARD.interrupt)
                 _GUARD.installed[number] = default
-    _GUARD.owners.add(id(owner))
+    _GUARD.owners[id(owner)] = on_interrupt
 
 
 def release(owner: object) -> None:
     """Give back the default dispositions once the last owner is gone."""
-    _GUARD.owners.discard(id(owner))
-    _GUARD.on_interrupt.pop(id(owner), None)
+    _GUARD.owners.pop(id(owner), None)
     if _GUARD.owners or not _in_main_thread():
         return
     for number, default in _GUARD.installed.items():

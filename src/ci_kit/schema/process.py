@@ -124,6 +124,12 @@ class ChildStart:
     def now(cls, *, stdout: int | None = None, stderr: int | None = None) -> ChildStart:
         return cls(dict(os.environ), tuple(sys.path), stdout, stderr)
 
+    def close_descriptors(self) -> None:
+        """Close ``stdout`` and ``stderr`` once no child will start: each child has its own."""
+        for descriptor in (self.stdout, self.stderr):
+            if descriptor is not None:
+                os.close(descriptor)
+
     def end_children(self) -> None:
         """End every child still running (SIGTERM): called from a signal handler."""
         for process in list(self.live):
@@ -309,7 +315,8 @@ def project_schema(
     may have built was sealed and cloned); a failure ends it before going on.
     ``start``: what every child starts from, this process as it is now by default.
     """
-    start = start or ChildStart.now()
+    if start is None:
+        start = ChildStart.now()
     if not request.runs_project_code:
         yield ProjectSchema(request, None, start)
         return

@@ -147,3 +147,57 @@ def test_server_keeps_an_embedded_postgres_for_local_development(
 
     assert not reuse_data_dir(pytester.path).exists(), "nothing of it left in /dev/shm"
     assert "no kept server" in run_cli(pytester, "server", "--stop").stderr
+
+
+def test_a_kept_server_is_found_from_the_directory_the_run_started_in(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A run given a subproject's tests keeps its server under the subproject's rootdir.
+
+    From the directory the run started in, ``server --stop`` and ``clean`` find
+    pytest's rootdir of *that* directory: they name the subproject's kept server
+    and the exact command, and the run's closing line gave that command already.
+    """
+    from ci_kit.postgres import discard_persistent, reuse_data_dir
+
+    outer = pytester.path
+    sub = outer / "sub"
+    (outer / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+    (sub / "tests").mkdir(parents=True)
+    (sub / "pyproject.toml").write_text("[tool.pytest.ini_options]\n\n[tool.ci-kit]\n")
+    (sub / "tests" / "test_db.py").write_text("def test_db(db_url):\n    assert db_url\n")
+    try:
+        run = run_cli(pytester, "pytest", "sub/tests", "--ci-kit-reuse", "-p", "no:randomly")
+        assert run.returncode == 0, run.stdout + run.stderr
+        stop_sub = f"python -m ci_kit server --stop --rootdir {sub}"
+        assert f"(embedded, kept running: {stop_sub} stops it)" in run.stdout
+        stop_here = run_cli(pytester, "server", "--stop")
+        assert stop_here.stderr == (
+            f"ci-kit: no kept server for {outer}; {sub} has one: {stop_sub}\n"
+        )
+        clean_here = run_cli(pytester, "clean")
+        assert clean_here.stdout.endswith(
+            f"; {sub} has one: python -m ci_kit clean --rootdir {sub}\n"
+        )
+        elsewhere = tmp_path_factory.mktemp("unrelated")
+        unrelated = run_python(elsewhere, "-m", "ci_kit", "server", "--stop")
+        assert unrelated.stderr == f"ci-kit: no kept server for {elsewhere}\n"
+        assert reuse_data_dir(sub).is_dir(), "none of them stopped it"
+        stopped = run_cli(pytester, "server", "--stop", "--rootdir", "sub")
+        assert stopped.stderr.startswith(f"ci-kit: stopped the server in {reuse_data_dir(sub)}")
+        assert not reuse_data_dir(sub).exists()
+    finally:
+        discard_persistent(reuse_data_dir(sub))
+
+
+@pytest.mark.parametrize("command", ["server", "clean"])
+@pytest.mark.parametrize("given", ["missing", "a_file"])
+def test_a_rootdir_that_is_no_directory_is_one_line(
+    pytester: pytest.Pytester, command: str, given: str
+) -> None:
+    pytester.makefile(".txt", a_file="")
+    path = given + (".txt" if given == "a_file" else "")
+    result = run_cli(pytester, command, "--rootdir", path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"ERROR: ci-kit: argument --rootdir: no such directory: {path}")
+    assert len(result.stderr.splitlines()) == 1

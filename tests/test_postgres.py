@@ -47,6 +47,7 @@ from ci_kit.postgres import (
     sweep_orphans,
 )
 from ci_kit.postgres.binaries import run, server_user, usable_bin_dir
+from ci_kit.postgres.choice import kit_command
 from ci_kit.postgres.cluster import PASSWORD_FILE, _last_line
 from ci_kit.postgres.interrupts import deferred, hold, release
 from ci_kit.postgres.processes import SETTINGS_FILE, kept_cluster_dir, temp_root
@@ -560,6 +561,29 @@ def test_a_pid_file_naming_a_stranger_is_not_believed(tmp_path: Path) -> None:
     data.mkdir()
     (data / "postmaster.pid").write_text(f"{os.getpid()}\n{data}\n")
     assert not stop_persistent(data)
+
+
+@pytest.mark.parametrize(
+    ("start", "typed"),
+    [
+        ("project", "python -m ci_kit clean"),
+        ("project/tests", "python -m ci_kit clean"),
+        (".", "python -m ci_kit clean --rootdir '{project}'"),
+        ("elsewhere", "python -m ci_kit clean --rootdir '{project}'"),
+    ],
+)
+def test_the_command_for_a_kept_server_works_where_it_is_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: str, typed: str
+) -> None:
+    """The run's closing line and the commands' pointers name ``--rootdir`` only when needed,
+    quoted for a shell: a project's path may hold a space."""
+    project = tmp_path / "my project"
+    (project / "tests").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / start.replace("project", "my project"))
+    assert kit_command(project, "clean") == typed.format(project=project)
+    assert shlex.split(kit_command(project))[-1] in ("--stop", str(project))
 
 
 def test_a_kept_cluster_stays_where_it_is() -> None:

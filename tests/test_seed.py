@@ -7,6 +7,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -197,23 +198,34 @@ class TestConfiguration:
             load_config(ROOT, {"seed-files": value}, {}, {})
 
 
+REPORT = RunReport(
+    server="127.0.0.1:5432, external",
+    version="15.1",
+    base_name="app_test",
+    template="app_test_tpl_abc",
+    schema="metadata (models:Base)",
+    template_built=False,
+    template_seconds=0.01,
+    swept=(),
+)
+
+
 def test_the_header_and_the_closing_line_say_the_template_is_seeded() -> None:
-    report = RunReport(
-        server="127.0.0.1:5432, external",
-        version="15.1",
-        base_name="app_test",
-        template="app_test_tpl_abc",
-        schema="metadata (models:Base)",
-        template_built=False,
-        template_seconds=0.01,
-        swept=(),
-        seed="seeds:load",
-    )
+    report = replace(REPORT, seed="seeds:load")
     assert report.lines()[1] == (
         "template app_test_tpl_abc reused in 0.01 s from metadata (models:Base), "
         "seeded by seeds:load; test databases app_test[_gwN]"
     )
     assert report.summary().endswith("template reused (seeded) in 0.01 s")
+
+
+@pytest.mark.parametrize("stop_command", [None, "python -m ci_kit server --stop"])
+def test_the_closing_line_says_how_to_stop_a_server_the_run_leaves_running(
+    stop_command: str | None,
+) -> None:
+    report = replace(REPORT, server="embedded, kept for reuse, system", stop_command=stop_command)
+    kept = ", kept running: python -m ci_kit server --stop stops it" if stop_command else ""
+    assert report.summary() == f"PostgreSQL 15.1 (embedded{kept}); template reused in 0.01 s"
 
 
 MODELS = (

@@ -5,8 +5,9 @@ or not the project has a ``[tool.ci-kit]`` table: the process becomes that
 pytest run, so the project root, its configuration and the preparation are
 exactly those of the plugin in a plain ``pytest`` run (one path prepares a run).
 ``python -m ci_kit server`` starts the embedded server kept for the project that
-pytest's rootdir rule finds from the current directory; ``python -m ci_kit clean``
-drops the kit's databases no live run uses from that project's server.
+pytest's rootdir rule finds from the current directory (or ``--rootdir``);
+``python -m ci_kit clean`` drops the kit's databases no live run uses from that
+project's server.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ CI_KIT_* environment variables.
 server: start or find the embedded PostgreSQL kept for this project (from
 [tool.ci-kit] and CI_KIT_* only: it is not a pytest run, ini options do not apply).
 
+"This project" is the directory pytest would take as its rootdir here, unless
+--rootdir names it: a run given a subproject's tests (pytest backend/tests) keeps
+its server under the subproject's rootdir, as its closing line says.
+
 clean: drop the kit's databases that no live run uses (templates, a crashed
 run's worker databases) from this project's server: by default only those of
 this project's base name, with --all every base's; never a database without
@@ -56,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.command is None:
         _parser().print_help()
         return 2
-    root = find_rootdir(Path.cwd())
+    root = options.rootdir or find_rootdir(Path.cwd())
     try:
         if options.command == "clean":
             return _clean(dry_run=options.dry_run, all_bases=options.all_bases, root=root)
@@ -79,7 +84,7 @@ def _server(database: str | None, *, stop: bool, root: Path) -> int:
         _say(
             f"stopped the server in {data_dir} and removed it ({freed} MB freed)"
             if freed is not None
-            else "no kept server for this project"
+            else f"no kept server for {root}{_kept_nearby(root, 'server --stop')}"
         )
         return 0
     table = read_pyproject_table(root) or {}
@@ -105,7 +110,7 @@ def _clean(*, dry_run: bool, all_bases: bool, root: Path) -> int:
 
     server = _server_to_clean(root)
     if server is None:
-        print(_NOTHING_RUNNING)
+        print(f"{_NOTHING_RUNNING}{_kept_nearby(root, 'clean')}")
         return 0
     url, where, base_name = server
     base = None if all_bases else base_name
@@ -119,6 +124,28 @@ def _clean(*, dry_run: bool, all_bases: bool, root: Path) -> int:
         admin.close()
     print(_clean_summary(verdicts, where, base, dry_run=dry_run))
     return 0
+
+
+def _kept_nearby(root: Path, command: str) -> str:
+    """The kept servers of projects inside this one or around it, and how to reach them.
+
+    A run started here with a subdirectory's tests keeps its server under that
+    subdirectory's rootdir; finding "nothing" would leave it running in RAM.
+    Unrelated projects' servers are not listed: they are not what was meant.
+    """
+    from ci_kit.postgres.choice import kept_servers, kit_command
+
+    here = Path.cwd().resolve()
+    related = sorted(
+        project
+        for project in kept_servers()
+        if project != root and (_within(project, here) or _within(here, project))
+    )
+    return "".join(f"; {project} has one: {kit_command(project, command)}" for project in related)
+
+
+def _within(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
 
 
 def _server_to_clean(root: Path) -> tuple[URL, str, str] | None:
@@ -225,6 +252,7 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--stop", action="store_true", help="stop the kept server and delete it, templates and all"
     )
+    _add_rootdir(server)
     clean = commands.add_parser(
         "clean",
         help="drop this project's databases of the kit's that no live run uses",
@@ -250,7 +278,25 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every base's databases on the server, not only this project's base name's",
     )
+    _add_rootdir(clean)
     return parser
+
+
+def _directory(text: str) -> Path:
+    path = Path(text).resolve()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"no such directory: {shown_name(text)}")
+    return path
+
+
+def _add_rootdir(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--rootdir",
+        metavar="DIR",
+        type=_directory,
+        help="the project's directory, as pytest's --rootdir (default: the rootdir "
+        "pytest finds from the current directory)",
+    )
 
 
 def _say(message: str) -> None:

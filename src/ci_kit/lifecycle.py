@@ -34,6 +34,7 @@ from ci_kit.locks import base_lock, run_lock
 from ci_kit.marks import Mark
 from ci_kit.plan import RunPlan, RunReport
 from ci_kit.postgres import EmbeddedPostgres, start_server
+from ci_kit.postgres.choice import kit_command
 from ci_kit.postgres.interrupts import taken_as_interrupt
 from ci_kit.schema.process import ChildStart, ProjectSchema, project_schema, request_from
 from ci_kit.variables import absent_database_url, rendered
@@ -171,6 +172,7 @@ def _prepare(
         run_id=run_id,
         build=lambda url: _build_template(url, schema, config, url_driver),
     )
+    kept = embedded is not None and embedded.persistent_dir is not None
     plan = RunPlan.for_server(
         admin.server_url,
         run_id=run_id,
@@ -180,7 +182,7 @@ def _prepare(
         settings=dict(config.database_settings),
         env=dict(config.env),
         url_driver=url_driver,
-        disposable=embedded is not None and embedded.persistent_dir is None,
+        disposable=embedded is not None and not kept,
     )
     report = RunReport(
         server=server_text,
@@ -193,6 +195,7 @@ def _prepare(
         swept=tuple(swept),
         server_seconds=server_seconds,
         seed=config.seed,
+        stop_command=kit_command(config.root) if kept else None,
     )
     return PreparedRun(plan, report, admin, embedded)
 

@@ -83,13 +83,18 @@ class RunReport:
     """Finding or starting the server: an embedded one's ``initdb`` and start."""
     seed: str | None = None
     """The seed function the template's rows come from, when the project has one."""
+    stop_command: str | None = None
+    """How to stop the server the run leaves running (a kept one), where the run started."""
 
     def summary(self) -> str:
         """One line for the end of a run."""
         action = "built" if self.template_built else "reused"
         seeded = " (seeded)" if self.seed else ""
+        server = self.server.split(",")[0]
+        if self.stop_command:
+            server += f", kept running: {self.stop_command} stops it"
         return (
-            f"PostgreSQL {self.version} ({self.server.split(',')[0]}); "
+            f"PostgreSQL {self.version} ({server}); "
             f"template {action}{seeded} in {self.template_seconds:.2f} s"
         )
 

@@ -8,15 +8,18 @@ cluster in different places, and a ``clean`` would miss the server a run left.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ci_kit.dburl import short_hash
 from ci_kit.postgres.binaries import PgBinaries, find_binaries
 from ci_kit.postgres.cluster import EmbeddedPostgres
-from ci_kit.postgres.processes import kept_cluster_dir
+from ci_kit.postgres.processes import cluster_directories, kept_cluster_dir
+from ci_kit.project import find_rootdir
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -24,6 +27,11 @@ if TYPE_CHECKING:
     from ci_kit.config import KitConfig
 
 logger = logging.getLogger(__name__)
+
+KEPT_PREFIX = "ci-kit-reuse-"
+"""Kept clusters are ``ci-kit-reuse-<uid>-<hash of the project's directory>``."""
+PROJECT_FILE = "ci-kit-project"
+"""In a kept cluster's directory: the project it serves, which its hashed name hides."""
 
 
 def start_server(config: KitConfig) -> tuple[EmbeddedPostgres | None, URL, str]:
@@ -36,6 +44,8 @@ def start_server(config: KitConfig) -> tuple[EmbeddedPostgres | None, URL, str]:
     data_dir = reuse_data_dir(config.root) if config.reuse else None
     embedded = EmbeddedPostgres(binaries, data_dir=data_dir)
     url = embedded.start()
+    if data_dir is not None:
+        _note_project(data_dir, config.root)
     kind = "embedded, kept for reuse" if config.reuse else "embedded"
     return embedded, url, f"{kind}, {binaries.origin}"
 
@@ -69,5 +79,43 @@ def reuse_data_dir(root: Path) -> Path:
     every embedded cluster, because clones are 25 times faster there. Where it
     already is, it stays; an INFO record says why a new one does not go to ``/dev/shm``.
     """
-    name = f"ci-kit-reuse-{os.getuid()}-{short_hash(str(root.resolve()))}"
+    name = f"{_kept_prefix()}{short_hash(str(root.resolve()))}"
     return kept_cluster_dir(name)
+
+
+def kept_servers() -> dict[Path, Path]:
+    """This user's kept clusters that name their project: project directory -> cluster.
+
+    The commands that stop or clean a kept server find it from the directory they
+    run in, as pytest finds its rootdir; a run given a subproject's tests
+    (``pytest backend/tests``) keeps its server under that subproject's rootdir.
+    This is how they point to it instead of finding nothing.
+    """
+    kept: dict[Path, Path] = {}
+    for data_dir in cluster_directories(_kept_prefix()):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            kept[Path((data_dir / PROJECT_FILE).read_text(encoding="utf-8"))] = data_dir
+    return kept
+
+
+def kit_command(root: Path, command: str = "server --stop") -> str:
+    """``python -m ci_kit COMMAND`` for ``root``'s kept server, as typed where this process runs."""
+    typed = f"python -m ci_kit {command}"
+    if find_rootdir(Path.cwd()) == root.resolve():
+        return typed
+    return f"{typed} --rootdir {shlex.quote(str(root.resolve()))}"
+
+
+def _kept_prefix() -> str:
+    return f"{KEPT_PREFIX}{os.getuid()}-"
+
+
+def _note_project(data_dir: Path, root: Path) -> None:
+    """Write the project's directory into its kept cluster (see :func:`kept_servers`).
+
+    Best effort: a cluster whose note cannot be written still serves its runs.
+    """
+    note, project = data_dir / PROJECT_FILE, str(root.resolve())
+    with contextlib.suppress(OSError):
+        if not note.is_file() or note.read_text(encoding="utf-8") != project:
+            note.write_text(project, encoding="utf-8")

@@ -157,9 +157,10 @@ def kept_cluster_dir(name: str) -> Path:
     return cluster_root() / name
 
 
-def cluster_directories() -> list[Path]:
-    """Every temporary cluster directory of the kit's on this machine, anyone's run's."""
-    return sorted(path for root in _roots() for path in root.glob(f"{PREFIX}*"))
+def cluster_directories(prefix: str = PREFIX) -> list[Path]:
+    """Every cluster directory named ``prefix*`` on this machine, wherever it went:
+    by default the temporary clusters, anyone's run's."""
+    return sorted(path for root in _roots() for path in root.glob(f"{prefix}*"))
 
 
 def _roots() -> list[Path]:

@@ -10,7 +10,9 @@ database fixtures differs:
 - **the seed's way** (:mod:`benchmarks.seed_way`): each process creates its own
   database and migrates it; tests commit, and afterwards the schema is dropped and
   migrated again, or (the variant) the tables are truncated. It uses the
-  benchmark's already running server, so it never pays a server start: the kit does.
+  benchmark's already running server, so it never pays a server start: the kit does;
+- **no kit, no test run** (:mod:`benchmarks.no_tests`): the suite's start and end
+  alone, serially and at ``-n 2``: the floor under any run's time outside its tests.
 
 Every variant runs once per round, in an order that rotates between rounds, and
 ratios are medians of the per-round ratios. Each run is one hyperfine invocation
@@ -25,6 +27,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 from benchmarks import hyperfine, seed_way
 from benchmarks.breakdown import Breakdown, account, efficiency, load_records
@@ -48,6 +51,10 @@ SEED_SERIAL = "seed's way, serial"
 SEED_PARALLEL = "seed's way, -n 2"
 TRUNCATE_SERIAL = "seed's way truncating, serial"
 TRUNCATE_PARALLEL = "seed's way truncating, -n 2"
+FLOOR_SERIAL = "no kit, no test run, serial"
+FLOOR_PARALLEL = "no kit, no test run, -n 2"
+KIT_OUTSIDE_SERIAL = "kit, serial: wall outside its tests"
+KIT_OUTSIDE_PARALLEL = "kit, -n 2: wall outside the slowest worker's tests"
 
 
 def kit_parallel(dist: str) -> str:
@@ -57,18 +64,22 @@ def kit_parallel(dist: str) -> str:
 @dataclass(frozen=True)
 class Variant:
     name: str
-    kit: bool
+    fixtures: Literal["kit", "seed", "none"]
+    """What provides the suite's databases: the kit, the seed's way, or nothing (no test runs)."""
     args: list[str]
     reset: str = "schema"
 
 
+LOADFILE = [*PARALLEL, "--dist", RECOMMENDED_DIST]
 VARIANTS = [
-    Variant(KIT_SERIAL, True, []),
-    *(Variant(kit_parallel(dist), True, [*PARALLEL, "--dist", dist]) for dist in DISTS),
-    Variant(SEED_SERIAL, False, []),
-    Variant(SEED_PARALLEL, False, [*PARALLEL, "--dist", RECOMMENDED_DIST]),
-    Variant(TRUNCATE_SERIAL, False, [], "truncate"),
-    Variant(TRUNCATE_PARALLEL, False, [*PARALLEL, "--dist", RECOMMENDED_DIST], "truncate"),
+    Variant(KIT_SERIAL, "kit", []),
+    *(Variant(kit_parallel(dist), "kit", [*PARALLEL, "--dist", dist]) for dist in DISTS),
+    Variant(SEED_SERIAL, "seed", []),
+    Variant(SEED_PARALLEL, "seed", LOADFILE),
+    Variant(TRUNCATE_SERIAL, "seed", [], "truncate"),
+    Variant(TRUNCATE_PARALLEL, "seed", LOADFILE, "truncate"),
+    Variant(FLOOR_SERIAL, "none", []),
+    Variant(FLOOR_PARALLEL, "none", LOADFILE),
 ]
 
 
@@ -78,6 +89,7 @@ class Runs:
 
     walls: list[float] = field(default_factory=list)
     breakdowns: list[Breakdown] = field(default_factory=list)
+    """Of the runs that run tests: a run of no test has no phases to cut its wall into."""
 
 
 def run(ctx: Context) -> Section:
@@ -93,9 +105,11 @@ def run(ctx: Context) -> Section:
             ctx.log(f"sample suite: {variant.name} ({round_number + 1}/{rounds})")
             wall, breakdown = _measure(ctx, variant, f"r{round_number}", env)
             runs[variant.name].walls.append(wall)
-            runs[variant.name].breakdowns.append(breakdown)
+            if breakdown is not None:
+                runs[variant.name].breakdowns.append(breakdown)
     for variant in VARIANTS:
         section.measurements.append(Measurement(variant.name, "s", runs[variant.name].walls))
+    _outside_tests(section, runs)
     _kit_share(section, runs)
     _ratios(section, runs)
     _breakdowns(section, runs)
@@ -114,13 +128,19 @@ def run(ctx: Context) -> Section:
 
 def _measure(
     ctx: Context, variant: Variant, tag: str, env: dict[str, str]
-) -> tuple[float, Breakdown]:
+) -> tuple[float, Breakdown | None]:
     """One run of the whole suite, probed: its wall time and where the time went."""
+    if variant.fixtures == "none":
+        argv = [ctx.python, "-m", "pytest", SAMPLE_SUITE, "-q", "-p", "no:randomly"]
+        argv += ["-p", "no:ci_kit", "-p", "benchmarks.no_tests", *variant.args]
+        command = hyperfine.Command(variant.name, argv, ctx.root)
+        [done] = hyperfine.one_round(ctx, [command], env=env)
+        return done.seconds, None
     probes = ctx.work / "probes" / f"{tag}-{variant.name.replace(' ', '_').replace(',', '')}"
     probes.mkdir(parents=True)
     settings = {PROBE_DIR_ENV: str(probes)}
     pytest_args = [SAMPLE_SUITE, "-q", "-p", "no:randomly", "-p", "benchmarks.probe"]
-    if variant.kit:
+    if variant.fixtures == "kit":
         argv = [ctx.python, "-m", "ci_kit", "pytest", *pytest_args, *variant.args]
     else:
         argv = [ctx.python, "-m", "pytest", *pytest_args, "-p", "no:ci_kit"]
@@ -142,6 +162,33 @@ def _measure(
     if breakdown.tests != TESTS:
         raise BenchmarkFailed(f"{variant.name}: {breakdown.tests} tests ran, not {TESTS}")
     return done.seconds, breakdown
+
+
+def _outside_tests(section: Section, runs: dict[str, Runs]) -> None:
+    """The kit's runs' wall outside their tests, beside the floor: the same suite's
+    start and end with no kit and no test run."""
+    serial, parallel = runs[KIT_SERIAL], runs[kit_parallel(RECOMMENDED_DIST)]
+    section.measurements += [
+        Measurement(
+            KIT_OUTSIDE_SERIAL,
+            "s",
+            [wall - run.busy for wall, run in zip(serial.walls, serial.breakdowns, strict=True)],
+        ),
+        Measurement(
+            KIT_OUTSIDE_PARALLEL,
+            "s",
+            [
+                wall - max(worker.busy for worker in run.workers)
+                for wall, run in zip(parallel.walls, parallel.breakdowns, strict=True)
+            ],
+        ),
+    ]
+    section.notes.append(
+        f"'{FLOOR_PARALLEL}': the suite's start and end alone (every test deselected, "
+        "-p no:ci_kit): xdist's controller and workers, pytest, its plugins, the app's "
+        "import and collection, the processes' ends. No run of this suite at -n 2 "
+        "spends less outside its tests on this machine, whatever provides its databases"
+    )
 
 
 def _kit_share(section: Section, runs: dict[str, Runs]) -> None:

@@ -133,12 +133,12 @@ def _kept_nearby(root: Path, command: str) -> str:
     subdirectory's rootdir; finding "nothing" would leave it running in RAM.
     Unrelated projects' servers are not listed: they are not what was meant.
     """
-    from ci_kit.postgres.choice import kept_servers, kit_command
+    from ci_kit.postgres.choice import kept_projects, kit_command
 
     here = Path.cwd().resolve()
     related = sorted(
         project
-        for project in kept_servers()
+        for project in kept_projects()
         if project != root and (_within(project, here) or _within(here, project))
     )
     return "".join(f"; {project} has one: {kit_command(project, command)}" for project in related)

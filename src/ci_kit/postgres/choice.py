@@ -83,19 +83,19 @@ def reuse_data_dir(root: Path) -> Path:
     return kept_cluster_dir(name)
 
 
-def kept_servers() -> dict[Path, Path]:
-    """This user's kept clusters that name their project: project directory -> cluster.
+def kept_projects() -> list[Path]:
+    """The projects this user's kept clusters serve, as each cluster noted its own.
 
     The commands that stop or clean a kept server find it from the directory they
     run in, as pytest finds its rootdir; a run given a subproject's tests
     (``pytest backend/tests``) keeps its server under that subproject's rootdir.
     This is how they point to it instead of finding nothing.
     """
-    kept: dict[Path, Path] = {}
+    projects: list[Path] = []
     for data_dir in cluster_directories(_kept_prefix()):
         with contextlib.suppress(OSError, UnicodeDecodeError):
-            kept[Path((data_dir / PROJECT_FILE).read_text(encoding="utf-8"))] = data_dir
-    return kept
+            projects.append(Path((data_dir / PROJECT_FILE).read_text(encoding="utf-8")))
+    return projects
 
 
 def kit_command(root: Path, command: str = "server --stop") -> str:
@@ -111,7 +111,7 @@ def _kept_prefix() -> str:
 
 
 def _note_project(data_dir: Path, root: Path) -> None:
-    """Write the project's directory into its kept cluster (see :func:`kept_servers`).
+    """Write the project's directory into its kept cluster (see :func:`kept_projects`).
 
     Best effort: a cluster whose note cannot be written still serves its runs.
     """

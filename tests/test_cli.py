@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -200,4 +203,69 @@ def test_a_rootdir_that_is_no_directory_is_one_line(
     result = run_cli(pytester, command, "--rootdir", path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"ERROR: ci-kit: argument --rootdir: no such directory: {path}")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_every_kept_server_is_listed_and_stopped_together(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``server --list`` names each kept server's project; ``server --stop --all`` frees them.
+
+    ``--stop --all`` runs in this process, held to this test's two projects: in a
+    subprocess it would also stop the kept servers of the tests running beside it.
+    """
+    from ci_kit import cli
+    from ci_kit.postgres import choice, discard_persistent, reuse_data_dir
+
+    projects = [pytester.mkdir("one"), pytester.mkdir("two")]
+    # A kept cluster an older kit made: no note of its project. In a temp dir of its
+    # own, short enough for the kit to keep clusters in (a socket's path is bounded).
+    temp = Path(tempfile.mkdtemp(prefix="ck-list-", dir="/tmp"))
+    unnoted = temp / f"{choice.KEPT_PREFIX}{os.getuid()}-older"
+    unnoted.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    try:
+        for project in projects:
+            (project / "pyproject.toml").write_text("[tool.ci-kit]\n")
+            started = run_python(project, "-m", "ci_kit", "server")
+            assert started.returncode == 0, started.stderr
+        listed = run_cli(pytester, "server", "--list").stdout.splitlines()
+        for project in projects:
+            size = next(line for line in listed if line.startswith(f"{project}: running, "))
+            assert size.endswith(f" MB, in {reuse_data_dir(project)}")
+        older = f"(a project not noted: made by an older ci-kit): stopped, 0 MB, in {unnoted}"
+        assert older in listed
+        everything = choice.kept_clusters
+        monkeypatch.setattr(
+            choice, "kept_clusters", lambda: [c for c in everything() if c.project in projects]
+        )
+        assert cli.main(["server", "--stop", "--all"]) == 0
+        said = capsys.readouterr().err.splitlines()
+        assert [line.split(" in ")[0] for line in said] == [
+            f"ci-kit: stopped the server of {project}" for project in projects
+        ]
+        assert not any(reuse_data_dir(project).exists() for project in projects)
+        assert cli.main(["server", "--stop", "--all"]) == 0
+        assert capsys.readouterr().err == "ci-kit: no kept server of this user's\n"
+    finally:
+        for project in projects:
+            discard_persistent(reuse_data_dir(project))
+        shutil.rmtree(temp)
+
+
+@pytest.mark.parametrize(
+    ("given", "refused"),
+    [
+        (["--all"], "--all goes with server --stop"),
+        (["--list", "--all"], "--all goes with server --stop"),
+        (["--list", "--stop"], "argument --stop: not allowed with argument --list"),
+        (["--database", "x", "--stop"], "argument --stop: not allowed with argument --database"),
+    ],
+)
+def test_server_options_that_do_not_go_together_are_one_line(
+    pytester: pytest.Pytester, given: list[str], refused: str
+) -> None:
+    result = run_cli(pytester, "server", *given)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"ERROR: ci-kit: {refused} (see python -m ci_kit")
     assert len(result.stderr.splitlines()) == 1

@@ -57,39 +57,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     # pytest's arguments are passed on untouched, so they never meet argparse.
     if arguments[:1] == ["pytest"]:
         return run_pytest(arguments[1:])
-    options = _parser().parse_args(arguments)
+    parser = _parser()
+    options = parser.parse_args(arguments)
     if options.command is None:
-        _parser().print_help()
+        parser.print_help()
         return 2
+    if options.command == "server" and options.every_project and not options.stop:
+        parser.error("--all goes with server --stop")
     root = options.rootdir or find_rootdir(Path.cwd())
     try:
         if options.command == "clean":
             return _clean(dry_run=options.dry_run, all_bases=options.all_bases, root=root)
-        return _server(options.database, stop=options.stop, root=root)
+        if options.list:
+            return _list_kept()
+        if options.stop:
+            return _stop_every_kept() if options.every_project else _stop_kept(root)
+        return _server(options.database, root=root)
     except CiKitError as error:
         print(f"ERROR: ci-kit: {error}", file=sys.stderr)
         return 4
 
 
-def _server(database: str | None, *, stop: bool, root: Path) -> int:
+def _server(database: str | None, *, root: Path) -> int:
     """Start or find this project's kept embedded server; print a URL for it."""
     from ci_kit.admin import ensure_database
     from ci_kit.dburl import render
     from ci_kit.logs import forwarded_to
-    from ci_kit.postgres import discard_persistent, reuse_data_dir, start_embedded
+    from ci_kit.postgres import start_embedded
 
-    data_dir = reuse_data_dir(root)
-    if stop:
-        freed = discard_persistent(data_dir)
-        _say(
-            f"stopped the server in {data_dir} and removed it ({freed} MB freed)"
-            if freed is not None
-            else f"no kept server for {root}{_kept_nearby(root, 'server --stop')}"
-        )
-        return 0
     table = read_pyproject_table(root) or {}
     config = load_config(root, {**table, "reuse": True, "server": "embedded"}, os.environ, {})
-    with forwarded_to(lambda message: print(message, file=sys.stderr)):
+    with forwarded_to(_say):  # its progress, in the form of its other lines
         url = start_embedded(config)
     if database:
         if ensure_database(url, database):
@@ -97,6 +95,60 @@ def _server(database: str | None, *, stop: bool, root: Path) -> int:
         url = url.set(database=database)
     print(render(url))
     return 0
+
+
+def _stop_kept(root: Path) -> int:
+    """Stop this project's kept server and delete its cluster."""
+    from ci_kit.postgres import discard_persistent, reuse_data_dir
+
+    data_dir = reuse_data_dir(root)
+    freed = discard_persistent(data_dir)
+    _say(
+        f"stopped the server in {data_dir} and removed it ({freed} MB freed)"
+        if freed is not None
+        else f"no kept server for {root}{_kept_nearby(root, 'server --stop')}"
+    )
+    return 0
+
+
+def _stop_every_kept() -> int:
+    """Stop and delete every kept server of this user's: what ``--list`` shows."""
+    from ci_kit.postgres import discard_persistent
+    from ci_kit.postgres.choice import kept_clusters
+
+    kept = kept_clusters()
+    for cluster in kept:
+        freed = discard_persistent(cluster.data_dir)
+        if freed is not None:
+            _say(
+                f"stopped the server of {_project_name(cluster.project)} in "
+                f"{cluster.data_dir} and removed it ({freed} MB freed)"
+            )
+    if not kept:
+        _say("no kept server of this user's")
+    return 0
+
+
+def _list_kept() -> int:
+    """One line per kept server of this user's: its project, state, size and directory."""
+    from ci_kit.postgres import postmaster
+    from ci_kit.postgres.choice import kept_clusters
+    from ci_kit.postgres.processes import size_mb
+
+    kept = kept_clusters()
+    for cluster in kept:
+        state = "running" if postmaster(cluster.data_dir) is not None else "stopped"
+        print(
+            f"{_project_name(cluster.project)}: {state}, {size_mb(cluster.data_dir)} MB, "
+            f"in {cluster.data_dir}"
+        )
+    if not kept:
+        _say("no kept server of this user's")
+    return 0
+
+
+def _project_name(project: Path | None) -> str:
+    return str(project) if project else "(a project not noted: made by an older ci-kit)"
 
 
 def _clean(*, dry_run: bool, all_bases: bool, root: Path) -> int:
@@ -133,13 +185,13 @@ def _kept_nearby(root: Path, command: str) -> str:
     subdirectory's rootdir; finding "nothing" would leave it running in RAM.
     Unrelated projects' servers are not listed: they are not what was meant.
     """
-    from ci_kit.postgres.choice import kept_projects, kit_command
+    from ci_kit.postgres.choice import kept_clusters, kit_command
 
     here = Path.cwd().resolve()
     related = sorted(
         project
-        for project in kept_projects()
-        if project != root and (_within(project, here) or _within(here, project))
+        for project in (cluster.project for cluster in kept_clusters())
+        if project and project != root and (_within(project, here) or _within(here, project))
     )
     return "".join(f"; {project} has one: {kit_command(project, command)}" for project in related)
 
@@ -246,11 +298,24 @@ def _parser() -> argparse.ArgumentParser:
         "(the one --ci-kit-reuse uses) and print a URL for it on stdout, e.g. for "
         "DATABASE_URL when running an application locally.",
     )
-    server.add_argument(
+    action = server.add_mutually_exclusive_group()
+    action.add_argument(
         "--database", metavar="NAME", help="create NAME if missing and print its URL instead"
     )
-    server.add_argument(
+    action.add_argument(
         "--stop", action="store_true", help="stop the kept server and delete it, templates and all"
+    )
+    action.add_argument(
+        "--list",
+        action="store_true",
+        help="list this user's kept servers, every project's: project, running or "
+        "stopped, MB, directory",
+    )
+    server.add_argument(
+        "--all",
+        dest="every_project",
+        action="store_true",
+        help="with --stop: every kept server of this user's, every project's",
     )
     _add_rootdir(server)
     clean = commands.add_parser(

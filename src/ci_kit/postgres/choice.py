@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,19 +84,33 @@ def reuse_data_dir(root: Path) -> Path:
     return kept_cluster_dir(name)
 
 
-def kept_projects() -> list[Path]:
-    """The projects this user's kept clusters serve, as each cluster noted its own.
+@dataclass(frozen=True)
+class KeptCluster:
+    """One of this user's kept clusters."""
+
+    data_dir: Path
+    project: Path | None
+    """The project it serves, as it noted it; None for one an older kit made."""
+
+
+def kept_clusters() -> list[KeptCluster]:
+    """This user's kept clusters, every project's, running or stopped, by project.
 
     The commands that stop or clean a kept server find it from the directory they
     run in, as pytest finds its rootdir; a run given a subproject's tests
     (``pytest backend/tests``) keeps its server under that subproject's rootdir.
-    This is how they point to it instead of finding nothing.
+    Each cluster's note of its project is how they point to it instead of finding
+    nothing, and how ``server --list`` names it (its directory's name is a hash).
     """
-    projects: list[Path] = []
-    for data_dir in cluster_directories(_kept_prefix()):
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            projects.append(Path((data_dir / PROJECT_FILE).read_text(encoding="utf-8")))
-    return projects
+    kept = [KeptCluster(path, _noted_project(path)) for path in cluster_directories(_kept_prefix())]
+    return sorted(kept, key=lambda cluster: (cluster.project is None, str(cluster.project)))
+
+
+def _noted_project(data_dir: Path) -> Path | None:
+    try:
+        return Path((data_dir / PROJECT_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def kit_command(root: Path, command: str = "server --stop") -> str:
@@ -111,7 +126,7 @@ def _kept_prefix() -> str:
 
 
 def _note_project(data_dir: Path, root: Path) -> None:
-    """Write the project's directory into its kept cluster (see :func:`kept_projects`).
+    """Write the project's directory into its kept cluster (see :func:`kept_clusters`).
 
     Best effort: a cluster whose note cannot be written still serves its runs.
     """

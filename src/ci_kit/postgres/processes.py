@@ -62,9 +62,15 @@ def discard_persistent(data_dir: Path) -> int | None:
         return None
     if not (stat.S_ISDIR(directory.st_mode) and stat.S_ISREG(conf.st_mode)):
         return None
-    size = sum(path.lstat().st_size for path in data_dir.rglob("*") if not path.is_symlink())
+    size = size_mb(data_dir)
     shutil.rmtree(data_dir)
-    return size // 2**20
+    return size
+
+
+def size_mb(directory: Path) -> int:
+    """What a directory's files take, in whole MB; links neither followed nor counted."""
+    files = (path for path in directory.rglob("*") if not path.is_symlink())
+    return sum(path.lstat().st_size for path in files) // 2**20
 
 
 def sweep_orphans() -> list[Path]:

@@ -40,7 +40,8 @@ server: start or find the embedded PostgreSQL kept for this project (from
 
 "This project" is the directory pytest would take as its rootdir here, unless
 --rootdir names it: a run given a subproject's tests (pytest backend/tests) keeps
-its server under the subproject's rootdir, as its closing line says.
+its server under the subproject's rootdir, as its closing line says. server --list
+shows every kept server of yours, every project's; server --stop --all frees them.
 
 clean: drop the kit's databases that no live run uses (templates, a crashed
 run's worker databases) from this project's server: by default only those of

@@ -269,3 +269,16 @@ def test_server_options_that_do_not_go_together_are_one_line(
     assert result.returncode == 2
     assert result.stderr.startswith(f"ERROR: ci-kit: {refused} (see python -m ci_kit")
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("given", [["--list"], ["--stop", "--all"]])
+def test_no_kept_server_at_all_is_said(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], given: list[str]
+) -> None:
+    """In this process, with the cluster listing emptied: the tests beside it keep servers."""
+    from ci_kit import cli
+    from ci_kit.postgres import choice
+
+    monkeypatch.setattr(choice, "kept_clusters", list)
+    assert cli.main(["server", *given]) == 0
+    assert capsys.readouterr() == ("", "ci-kit: no kept server of this user's\n")

@@ -33,7 +33,7 @@ def test_a_preparation_that_fails_stops_and_deletes_the_embedded_server(
     commands = kit_log
     with pytest.raises(MigrationFailed, match='type "no_such_type" does not exist'):
         prepare_run(config)
-    assert any(command.endswith("-w -t 60 start") for command in commands), "it had started"
+    assert any(command.endswith("-W start") for command in commands), "it had started"
     assert not initdb_base(commands).exists()
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ from ci_kit.postgres import (
     PREFIX,
     EmbeddedPostgres,
     PgBinaries,
+    cluster,
     cluster_root,
     discard_persistent,
     find_binaries,
@@ -48,7 +50,7 @@ from ci_kit.postgres import (
 )
 from ci_kit.postgres.binaries import run, server_user, usable_bin_dir
 from ci_kit.postgres.choice import kit_command
-from ci_kit.postgres.cluster import PASSWORD_FILE, _last_line
+from ci_kit.postgres.cluster import PASSWORD_FILE, _await_ready, _last_line
 from ci_kit.postgres.interrupts import deferred, hold, release
 from ci_kit.postgres.processes import SETTINGS_FILE, kept_cluster_dir, temp_root
 from tests.helpers.clusters import MakeServer, initdb_base, process_gone
@@ -142,7 +144,7 @@ def test_ephemeral_server_lifecycle(
     engine.dispose()
     made = (f"{system.bin_dir / 'initdb'} -D ", "copying the initialised cluster from ")
     assert any(line.startswith(made) for line in lines)  # initdb, or its cached output
-    assert any(line.endswith(" -w -t 60 start") for line in lines)
+    assert any(line.endswith(" -W start") for line in lines)  # the kit waits for it itself
 
     pid = postmaster(base / "data")
     assert pid is not None
@@ -542,6 +544,95 @@ def test_bad_setting_fails_with_the_server_reason(
     assert not initdb_base(lines).exists()
     assert server.directory is None
     assert server.url is None
+
+
+class TestAwaitReady:
+    """Every way a start can end, seen as the kit sees it: a pid file and a log.
+
+    A stand-in postmaster (``sleep``, started in the data directory, where a real one
+    sits) makes a live pid; ``pg_ctl -W`` itself is exercised by every test that
+    starts a server.
+    """
+
+    @pytest.fixture
+    def data(self, tmp_path: Path) -> Path:
+        (tmp_path / "data").mkdir()
+        return tmp_path / "data"
+
+    @pytest.fixture
+    def live_pid(self, data: Path) -> Iterator[int]:
+        sleeper = subprocess.Popen(["sleep", "60"], cwd=data)
+        yield sleeper.pid
+        sleeper.kill()
+        sleeper.wait()
+
+    @staticmethod
+    def write(data: Path, pid: int, status: str, log: str = "") -> tuple[Path, int]:
+        lines = [str(pid), str(data), "1700000000", "5432", "/tmp", "127.0.0.1", "1 2", status]
+        (data / "postmaster.pid").write_text("\n".join(lines) + "\n")
+        logfile = data.parent / "server.log"
+        logfile.write_text(log)
+        return logfile, 0
+
+    def test_ready_with_a_live_postmaster_is_started(self, data: Path, live_pid: int) -> None:
+        client = "FATAL:  the database system is starting up\n"  # a client's, not the server's
+        assert _await_ready(data, *self.write(data, live_pid, "ready", client), []) is None
+
+    def test_a_fatal_line_with_no_postmaster_is_the_failure(self, data: Path) -> None:
+        logfile = data.parent / "server.log"
+        logfile.write_text('FATAL:  invalid value for parameter "port"\n')
+        started = time.monotonic()
+        assert "invalid value" in (_await_ready(data, logfile, 0, []) or "")
+        assert time.monotonic() - started < 1
+
+    def test_a_postmaster_that_died_after_its_pid_file_fails_at_once(self, data: Path) -> None:
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        started = time.monotonic()
+        failure = _await_ready(data, *self.write(data, dead.pid, "starting"), [])
+        assert failure == "the server exited while starting"
+        assert time.monotonic() - started < 1
+
+    @pytest.mark.parametrize("case", ["stale pid file", "starting"])
+    def test_no_verdict_waits_until_the_deadline(
+        self, data: Path, live_pid: int, monkeypatch: pytest.MonkeyPatch, case: str
+    ) -> None:
+        """A dead pid left by an earlier server is not this start's failure; a live
+        postmaster still starting is waited for; both until the deadline."""
+        monkeypatch.setattr(cluster, "_READY_SECONDS", 0.3)
+        if case == "stale pid file":
+            dead = subprocess.Popen(["true"])
+            dead.wait()
+            logfile, offset = self.write(data, dead.pid, "ready")
+            stale = (data / "postmaster.pid").read_text().splitlines()
+        else:
+            (logfile, offset), stale = self.write(data, live_pid, "starting"), []
+        started = time.monotonic()
+        failure = _await_ready(data, logfile, offset, stale)
+        assert failure == "the server was not ready after 0 s"
+        assert 0.3 <= time.monotonic() - started < 2
+
+
+def test_a_port_taken_meanwhile_is_retried_and_five_are_a_one_line_failure(
+    system: PgBinaries, make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The port is picked free, then bound by the server: another process may take it
+    between the two. The server's FATAL says so; the kit tries another port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        free = cluster._free_port
+        ports = iter([busy, busy])
+        monkeypatch.setattr(cluster, "_free_port", lambda: next(ports, None) or free())
+        server = make_server(system)
+        url = server.start()
+        assert url.port not in (busy, None)
+        server.stop()
+        monkeypatch.setattr(cluster, "_free_port", lambda: busy)
+        with pytest.raises(EmbeddedServerFailed, match="already in use") as caught:
+            make_server(system).start()
+        assert "\n" not in str(caught.value)
 
 
 def test_initdb_failure_names_the_step(

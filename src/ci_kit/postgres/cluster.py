@@ -45,6 +45,7 @@ from ci_kit.postgres.binaries import PgBinaries, run, server_user, usable_bin_di
 from ci_kit.postgres.processes import (
     PREFIX,
     SETTINGS_FILE,
+    backing_off,
     cluster_root,
     halt,
     postmaster,
@@ -58,6 +59,9 @@ logger = logging.getLogger(__name__)
 
 _LOOPBACK = "127.0.0.1"  # IPv4 only: a host line for ::1 would be one more way in
 _PORT_ATTEMPTS = 5
+_READY_SECONDS = 60.0
+_PID_STATUS_LINE = 7
+"""In ``postmaster.pid``, the postmaster's status ("starting", "ready"...): PostgreSQL 10+."""
 PASSWORD_FILE = "ci-kit-password"  # noqa: S105 - a file name, not a password
 """In the data directory (0600): the next run reusing a kept cluster reads its password here."""
 _HOST_LINES = (
@@ -360,23 +364,30 @@ class EmbeddedPostgres:
         return password
 
     def _launch(self, data: Path, socket_dir: Path, logfile: Path) -> URL:
-        """``pg_ctl start``, retrying TCP ports another process took since we picked them."""
+        """``pg_ctl start``, retrying TCP ports another process took since we picked them.
+
+        ``pg_ctl -W`` (no wait), then the kit waits itself (:func:`_await_ready`):
+        ``pg_ctl -w`` looks every 100 ms, and a cluster in RAM is ready in ~30 ms.
+        """
         attempt = 0
         while True:
             attempt += 1
             port = _free_port()
             self._configure(data, port, socket_dir)
             offset = logfile.stat().st_size if logfile.exists() else 0
-            done = self._exec(
-                "pg_ctl start", [*self._ctl(data), "-l", logfile, "-w", "-t", "60", "start"]
+            stale = _pid_file(data)
+            done = self._exec("pg_ctl start", [*self._ctl(data), "-l", logfile, "-W", "start"])
+            failure = (
+                _await_ready(data, logfile, offset, stale)
+                if done.returncode == 0
+                else _read_from(logfile, offset) or done.stderr
             )
-            if done.returncode == 0:
+            if failure is None:
                 password = _saved_password(data) or self._set_password(data, socket_dir, port)
                 return _url(port, password)
-            server_log = _read_from(logfile, offset)
-            if "already in use" in server_log and attempt < _PORT_ATTEMPTS:
+            if "already in use" in failure and attempt < _PORT_ATTEMPTS:
                 continue
-            raise self._failed("starting the server", _last_line(server_log or done.stderr))
+            raise self._failed("starting the server", _last_line(failure))
 
     def _configure(self, data: Path, port: int, socket_dir: Path) -> None:
         """Rewritten at each start: a reused data directory may need another port."""
@@ -550,6 +561,37 @@ def _locked(data_dir: Path) -> Iterator[None]:
         yield
 
 
+def _await_ready(data: Path, logfile: Path, offset: int, stale: list[str]) -> str | None:
+    """Wait for the server ``pg_ctl -W`` started in ``data``: None once it is ready, else
+    what its log says went wrong.
+
+    Looked at from 2 ms up (:func:`~ci_kit.postgres.processes.backing_off`): ~80 ms
+    off every start against ``pg_ctl -w``'s 100 ms steps. Ready: its pid file's status
+    line says so and its postmaster lives. Failed: a FATAL or PANIC in its log with no
+    live postmaster (a client's FATAL while it starts is not the server's), a
+    postmaster that died after writing its pid file (``stale``: the file as it was
+    before the start, whose dead pid a new postmaster replaces), or 60 s gone, as
+    ``pg_ctl -t 60`` would.
+    """
+    for _ in backing_off(_READY_SECONDS):
+        lines = _pid_file(data)
+        alive = postmaster(data) is not None
+        if alive and len(lines) > _PID_STATUS_LINE and lines[_PID_STATUS_LINE].strip() == "ready":
+            return None
+        log = _read_from(logfile, offset)
+        if not alive and ("FATAL:" in log or "PANIC:" in log or lines[:1] not in ([], stale[:1])):
+            return log or "the server exited while starting"
+    return _read_from(logfile, offset) or f"the server was not ready after {_READY_SECONDS:.0f} s"
+
+
+def _pid_file(data: Path) -> list[str]:
+    """The lines of ``data``'s ``postmaster.pid``, none when there is no such file."""
+    try:
+        return (data / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return []
+
+
 def _read_from(logfile: Path, offset: int) -> str:
     try:
         with logfile.open("rb") as handle:
@@ -569,4 +611,7 @@ def _last_line(text: str) -> str:
     last = errors[-1]
     if lines[last].endswith("contains errors") and last > 0:  # the bad setting is the line before
         return f"{lines[last - 1]}; {lines[last]}"
+    if lines[last].endswith("could not create any TCP/IP sockets"):  # why: a LOG line before
+        why = [line for line in lines[:last] if "could not bind" in line]
+        return f"{lines[last]} ({why[-1]})" if why else lines[last]
     return lines[last]

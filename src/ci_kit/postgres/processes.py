@@ -15,6 +15,7 @@ import signal
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -247,11 +248,23 @@ def halt(data: Path, sig: signal.Signals) -> bool:
         logger.debug("kill -%s %s  # the postmaster of %s", current.name, pid, data)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, current)
-        deadline = time.monotonic() + patience
-        pause = 0.002  # an immediate shutdown takes milliseconds: look again soon, then less often
-        while postmaster(data) == pid and time.monotonic() < deadline:
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
-        if postmaster(data) != pid:
+        if any(postmaster(data) != pid for _ in backing_off(patience)):
             break
     return True
+
+
+def backing_off(seconds: float) -> Iterator[None]:
+    """Yield at once, then after pauses from 2 ms doubling up to 50 ms, for ``seconds``.
+
+    For watching a server change state: an immediate shutdown or a start in RAM takes
+    milliseconds and is seen soon after (``pg_ctl`` looks every 100 ms), a slow one
+    is not polled hard.
+    """
+    deadline = time.monotonic() + seconds
+    pause = 0.002
+    while True:
+        yield
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)

@@ -4,6 +4,9 @@ and everything they leave: a live run's databases, a person's, another role's.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
 import pytest
 from sqlalchemy.engine import URL
 
@@ -34,12 +37,28 @@ def ours(swept: list[str], base: str) -> list[str]:
     return sorted(name for name in swept if name.startswith(base))
 
 
+@contextmanager
+def no_sweeps(server_url: URL) -> Iterator[None]:
+    """No run's sweep or ``clean`` while a test sets a crashed run's leftover up.
+
+    On the shared server every kit run the other tests start sweeps, and a sweep takes
+    every crashed run's databases, server-wide: a leftover is anyone's to drop until
+    what the test wants of it (a rename, a session on it) is in place.
+    """
+    guard = Admin(server_url)
+    try:
+        guard.lock(janitor.SWEEP_LOCK)
+        yield
+    finally:
+        guard.close()
+
+
 def test_a_leftover_a_person_renamed_to_keep_is_theirs(
     admin: Admin, base_name: str, run_id: str, dead_run_id: str
 ) -> None:
-    admin.create(f"{base_name}_gw0", Mark("worker", dead_run_id, base_name))
     kept = f"{base_name}_kept"
-    with connect_to(admin.server_url, "postgres") as conn:
+    with no_sweeps(admin.server_url), connect_to(admin.server_url, "postgres") as conn:
+        admin.create(f"{base_name}_gw0", Mark("worker", dead_run_id, base_name))
         conn.execute(f'ALTER DATABASE "{base_name}_gw0" RENAME TO "{kept}"')
     swept = janitor.sweep(admin, run_id=run_id, base=f"{base_name}_x", keep_template="")
     assert ours(swept, base_name) == []
@@ -65,8 +84,10 @@ def test_a_superusers_session_on_a_leftover_is_named_and_blocks_no_other_run(
     admin: Admin, base_name: str, run_id: str, dead_run_id: str
 ) -> None:
     name = f"{base_name}_gw0"
-    admin.create(name, Mark("worker", dead_run_id, base_name))
-    with superuser_session_on(admin.server_url, name):
+    with ExitStack() as session:
+        with no_sweeps(admin.server_url):  # until the superuser's session is on it
+            admin.create(name, Mark("worker", dead_run_id, base_name))
+            session.enter_context(superuser_session_on(admin.server_url, name))
         swept = janitor.sweep(admin, run_id=run_id, base=f"{base_name}_other", keep_template="")
         assert name not in swept, "kept, and the sweep went on"
         with pytest.raises(DatabaseInUse, match=r"of role 'postgres' .* may not end it"):
@@ -173,10 +194,10 @@ def test_drop_run_databases_takes_only_this_runs_workers(
 def test_only_one_run_sweeps_at_a_time(
     admin: Admin, base_name: str, server_url: URL, run_id: str, dead_run_id: str
 ) -> None:
-    admin.create(f"{base_name}_gw0", Mark("worker", dead_run_id, base_name))
     sweeper = Admin(server_url)
     try:
-        wait_until(lambda: sweeper.try_lock("ci-kit:sweep"))  # a concurrent sweep ends soon
+        wait_until(lambda: sweeper.try_lock(janitor.SWEEP_LOCK))  # a concurrent sweep ends soon
+        admin.create(f"{base_name}_gw0", Mark("worker", dead_run_id, base_name))
         assert janitor.sweep(admin, run_id=run_id, base=base_name, keep_template="") == []
         # The lock is server-wide: no other run's sweep took it meanwhile either.
         assert database_names(server_url, base_name) == {f"{base_name}_gw0"}

@@ -24,7 +24,8 @@ from ci_kit.errors import CiKitError, DatabaseInUse, ForeignDatabase, Permission
 from ci_kit.locks import template_build_lock, template_use_lock
 from ci_kit.marks import Mark
 
-_SWEEP_LOCK = "ci-kit:sweep"
+SWEEP_LOCK = "ci-kit:sweep"
+"""The advisory lock every sweep and ``clean`` takes: whoever holds it keeps them off."""
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +46,12 @@ def sweep(admin: Admin, *, run_id: str, base: str, keep_template: str) -> list[s
     Only marked databases are considered; a database of a live run, or a template
     another run is using or building, is left alone.
     """
-    if not admin.try_lock(_SWEEP_LOCK):
+    if not admin.try_lock(SWEEP_LOCK):
         return []  # another run is sweeping right now; what it misses, the next run takes
     try:
         return _sweep(admin, run_id=run_id, base=base, keep_template=keep_template)
     finally:
-        admin.unlock(_SWEEP_LOCK)
+        admin.unlock(SWEEP_LOCK)
 
 
 def clean(admin: Admin, *, base: str | None = None, dry_run: bool = False) -> Iterator[Verdict]:
@@ -66,7 +67,7 @@ def clean(admin: Admin, *, base: str | None = None, dry_run: bool = False) -> It
     def in_scope(_name: str, mark: Mark) -> bool:
         return base is None or of_base(mark, base)
 
-    with admin.locked(_SWEEP_LOCK):
+    with admin.locked(SWEEP_LOCK):
         yield from _judge(admin, in_scope, dry_run=dry_run)
 
 

@@ -231,8 +231,9 @@ def test_every_kept_server_is_listed_and_stopped_together(
             assert started.returncode == 0, started.stderr
         listed = run_cli(pytester, "server", "--list").stdout.splitlines()
         for project in projects:
-            size = next(line for line in listed if line.startswith(f"{project}: running, "))
-            assert size.endswith(f" MB, in {reuse_data_dir(project)}")
+            line = [line for line in listed if line.startswith(f"{project}: running, ")]
+            assert line, listed
+            assert line[0].endswith(f" MB, in {reuse_data_dir(project)}")
         older = f"(a project not noted: made by an older ci-kit): stopped, 0 MB, in {unnoted}"
         assert older in listed
         everything = choice.kept_clusters

@@ -52,7 +52,7 @@ from ci_kit.postgres.binaries import run, server_user, usable_bin_dir
 from ci_kit.postgres.choice import kit_command
 from ci_kit.postgres.cluster import PASSWORD_FILE, _await_ready, _last_line
 from ci_kit.postgres.interrupts import deferred, hold, release
-from ci_kit.postgres.processes import SETTINGS_FILE, kept_cluster_dir, temp_root
+from ci_kit.postgres.processes import SETTINGS_FILE, kept_cluster_dir, size_mb, temp_root
 from tests.helpers.clusters import MakeServer, initdb_base, process_gone
 from tests.helpers.python_env import run_without
 from tests.helpers.runs import running
@@ -675,6 +675,26 @@ def test_the_command_for_a_kept_server_works_where_it_is_typed(
     monkeypatch.chdir(tmp_path / start.replace("project", "my project"))
     assert kit_command(project, "clean") == typed.format(project=project)
     assert shlex.split(kit_command(project))[-1] in ("--stop", str(project))
+
+
+def test_the_size_of_a_cluster_being_deleted_counts_what_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``server --list`` and ``--stop`` size clusters another process may be deleting."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "kept").write_bytes(b"x" * 2 * 2**20)
+    (tmp_path / "base" / "gone").write_bytes(b"x" * 2**20)
+    (tmp_path / "link").symlink_to(tmp_path / "base" / "kept")  # not counted twice
+    real_lstat = Path.lstat
+
+    def vanishing(path: Path) -> os.stat_result:
+        if path.name == "gone":
+            raise FileNotFoundError(path)
+        return real_lstat(path)
+
+    monkeypatch.setattr(Path, "lstat", vanishing)
+    assert size_mb(tmp_path) == 2
+    assert size_mb(tmp_path / "deleted") == 0
 
 
 def test_a_kept_cluster_stays_where_it_is() -> None:

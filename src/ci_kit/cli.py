@@ -139,10 +139,9 @@ def _list_kept() -> int:
     kept = kept_clusters()
     for cluster in kept:
         state = "running" if postmaster(cluster.data_dir) is not None else "stopped"
-        print(
-            f"{_project_name(cluster.project)}: {state}, {size_mb(cluster.data_dir)} MB, "
-            f"in {cluster.data_dir}"
-        )
+        size = size_mb(cluster.data_dir)
+        if cluster.data_dir.is_dir():  # not deleted meanwhile by a --stop elsewhere
+            print(f"{_project_name(cluster.project)}: {state}, {size} MB, in {cluster.data_dir}")
     if not kept:
         _say("no kept server of this user's")
     return 0

@@ -69,9 +69,19 @@ def discard_persistent(data_dir: Path) -> int | None:
 
 
 def size_mb(directory: Path) -> int:
-    """What a directory's files take, in whole MB; links neither followed nor counted."""
-    files = (path for path in directory.rglob("*") if not path.is_symlink())
-    return sum(path.lstat().st_size for path in files) // 2**20
+    """What a directory's files take, in whole MB; links neither followed nor counted.
+
+    Files and directories that go meanwhile count for nothing: another process may
+    be deleting the cluster (``os.walk`` skips a directory it can no longer list,
+    where ``Path.rglob`` raises).
+    """
+    total = 0
+    for folder, _, files in os.walk(directory):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                status = Path(folder, name).lstat()
+                total += 0 if stat.S_ISLNK(status.st_mode) else status.st_size
+    return total // 2**20
 
 
 def sweep_orphans() -> list[Path]:

@@ -191,13 +191,11 @@ def _kept_nearby(root: Path, command: str) -> str:
     related = sorted(
         project
         for project in (cluster.project for cluster in kept_clusters())
-        if project and project != root and (_within(project, here) or _within(here, project))
+        if project
+        and project != root
+        and (project.is_relative_to(here) or here.is_relative_to(project))
     )
     return "".join(f"; {project} has one: {kit_command(project, command)}" for project in related)
-
-
-def _within(path: Path, directory: Path) -> bool:
-    return path == directory or directory in path.parents
 
 
 def _server_to_clean(root: Path) -> tuple[URL, str, str] | None:

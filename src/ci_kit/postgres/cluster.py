@@ -478,13 +478,13 @@ def running_url(data: Path) -> URL | None:
     """
     if postmaster(data) is None:
         return None
+    lines = _pid_file(data)
     try:
-        lines = (data / "postmaster.pid").read_text().splitlines()
-        port, address, status = int(lines[3]), lines[5].strip(), lines[7].strip()
-    except (OSError, IndexError, ValueError):
+        port, address = int(lines[3]), lines[5].strip()
+    except (IndexError, ValueError):
         return None
     password = _saved_password(data)
-    if status != "ready" or address != _LOOPBACK or password is None:
+    if not _says_ready(lines) or address != _LOOPBACK or password is None:
         return None
     return _url(port, password) if _answers((_LOOPBACK, port)) else None
 
@@ -576,7 +576,7 @@ def _await_ready(data: Path, logfile: Path, offset: int, stale: list[str]) -> st
     for _ in backing_off(_READY_SECONDS):
         lines = _pid_file(data)
         alive = postmaster(data) is not None
-        if alive and len(lines) > _PID_STATUS_LINE and lines[_PID_STATUS_LINE].strip() == "ready":
+        if alive and _says_ready(lines):
             return None
         log = _read_from(logfile, offset)
         if not alive and ("FATAL:" in log or "PANIC:" in log or lines[:1] not in ([], stale[:1])):
@@ -590,6 +590,11 @@ def _pid_file(data: Path) -> list[str]:
         return (data / "postmaster.pid").read_text().splitlines()
     except OSError:
         return []
+
+
+def _says_ready(pid_file: list[str]) -> bool:
+    """Whether a postmaster's pid file gives its status as ready for connections."""
+    return len(pid_file) > _PID_STATUS_LINE and pid_file[_PID_STATUS_LINE].strip() == "ready"
 
 
 def _read_from(logfile: Path, offset: int) -> str:
